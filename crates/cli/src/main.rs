@@ -1,1 +1,45 @@
-fn main() {}
+//! `keep`: run WebAssembly workloads in Keeps.
+//!
+//! The binary is a front end: `keep run` plays both the tenant (it holds the
+//! workload and manifest) and the host (it launches the Keep and enforces limits),
+//! which is what a developer wants on one machine. It links the host library, never
+//! the runtime: the exec (wasmtime + WASI) is a separate static executable that only
+//! ever receives the workload over the launch channel.
+
+mod cli;
+mod init;
+mod platform;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+fn main() -> ExitCode {
+    let version: &'static str = Box::leak(
+        format!("{}\nexec sha384:{}", env!("CARGO_PKG_VERSION"), keep_host::EXEC_SHA384)
+            .into_boxed_str(),
+    );
+    let matches = cli::Cli::command().version(version).get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Init(args) => init::init(args),
+        cli::Command::Platform(cli::PlatformCommand::Info(args)) => platform::info(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keep: {}", one_line(&e));
+            ExitCode::from(keep_host::EXIT_KEEP_ERROR)
+        }
+    }
+}
+
+/// An error chain on one line.
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}

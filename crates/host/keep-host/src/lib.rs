@@ -1,1 +1,22 @@
-//! placeholder
+//! The host side of Keep: backends that create Keeps, the launcher that feeds the
+//! exec over the launch channel, host-enforced limits and platform detection.
+//!
+//! **Trusts:** the host owner's configuration and limits.
+//! **Does not trust:** the exec and the workload inside the Keep. Everything the exec
+//! sends back is parsed as untrusted, the host measures resource use itself (from
+//! the kernel, not from the exec's report), and limits are enforced from outside:
+//! a Keep that ignores them is killed.
+//!
+//! The host never interprets the workload: it hands the bytes to the exec as one
+//! frame and relays output. (With attested deployment the bytes will be sealed to the
+//! Keep and the host will only ever see ciphertext.)
+
+mod exec_image;
+mod platform;
+mod process;
+mod result;
+
+pub use exec_image::{EXEC_SHA384, ExecImage};
+pub use platform::{BackendKind, BackendStatus, PlatformInfo, probe};
+pub use process::{HostLimits, LaunchError, ProcessBackend, RunRequest};
+pub use result::{EXIT_KEEP_ERROR, EXIT_TRAP, RunResult, exit_code_for_limit};

@@ -1,1 +1,92 @@
-fn main() {}
+//! `keep-exec`: the WebAssembly runtime that runs inside a Keep.
+//!
+//! **Trusts:** its own code and what the tenant sealed to it (later: the manifest and
+//! workload arrive sealed; on the process backend there is no seal yet).
+//! **Does not trust:** the host. Everything on the launch channel is parsed as
+//! untrusted input with bounded sizes; host-provided time and I/O are treated as
+//! adversarial.
+//!
+//! The exec is one static executable (crt-static) that knows nothing about where it
+//! runs: it reads a [`keep_wire::LaunchSpec`] and the workload bytes from the launch
+//! channel on fd 3, compiles the workload inside (JIT happens here, never on the
+//! host), runs it under WASI with the limits it was given, and reports how it ended
+//! with an [`keep_wire::ExitReport`]. Its own exit status carries no meaning; the
+//! report does.
+
+mod channel;
+mod engine;
+mod limits;
+mod outcome;
+mod p1_run;
+mod p1_sockets;
+mod p2_run;
+mod wasi;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use keep_wire::{ExitReport, FrameKind, Outcome, RunStats, read_frame, write_json};
+
+fn main() -> ExitCode {
+    let mut channel = match channel::adopt() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "keep-exec: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let report = run(&mut channel);
+    // Make sure everything the workload wrote is out before the host hears the end.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    match write_json(&mut channel, FrameKind::Exit, &report) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(125),
+    }
+}
+
+fn run(channel: &mut channel::Channel) -> ExitReport {
+    let fail = |message: String| ExitReport {
+        outcome: Outcome::Failed { message },
+        stats: RunStats::default(),
+    };
+    if let Err(e) = channel::hello(channel) {
+        return fail(e.to_string());
+    }
+    let spec: keep_wire::LaunchSpec = match read_frame(channel, keep_wire::MAX_CONTROL_FRAME)
+        .and_then(|f| f.expect_json(FrameKind::Launch))
+    {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let workload = match read_frame(channel, keep_wire::MAX_WORKLOAD_FRAME)
+        .and_then(|f| f.expect(FrameKind::Workload))
+    {
+        Ok(w) => w,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Some(expected) = &spec.workload_sha384 {
+        let actual = engine::sha384_hex(&workload);
+        if !actual.eq_ignore_ascii_case(expected) {
+            return fail(format!(
+                "workload digest mismatch: expected sha384:{expected}, got sha384:{actual}"
+            ));
+        }
+    }
+    watch_host(channel);
+    outcome::run_workload(&spec, &workload, channel)
+}
+
+/// Status the exec exits with when the host closes the channel mid-run.
+const EXIT_HOST_GONE: i32 = 125;
+
+/// While the workload runs, anything more from the host (or the host going away)
+/// ends the Keep: the host stays in control of its resources.
+fn watch_host(channel: &channel::Channel) {
+    if let Ok(mut watch) = channel.try_clone() {
+        std::thread::spawn(move || {
+            let _ = read_frame(&mut watch, keep_wire::MAX_CONTROL_FRAME);
+            std::process::exit(EXIT_HOST_GONE);
+        });
+    }
+}

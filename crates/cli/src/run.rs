@@ -1,0 +1,211 @@
+//! `keep run`: one workload, one Keep, on this machine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use keep_host::{HostLimits, ProcessBackend, RunRequest, RunResult};
+use keep_manifest::{Manifest, parse_duration_ms, parse_size};
+use keep_wire::{DirSpec, LaunchSpec, Limits};
+use serde_json::json;
+
+use crate::cli::{Backend, RunArgs};
+
+/// Largest workload `keep run` reads.
+const MAX_WORKLOAD_BYTES: u64 = 1 << 30;
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    match args.backend {
+        Backend::Process => {}
+        Backend::Kvm => bail!(
+            "backend kvm: the KVM Keep is not implemented yet (see `keep platform info`); use --backend process"
+        ),
+        Backend::SevSnp | Backend::Tdx => bail!(
+            "backend {:?}: not implemented yet, and this machine has no such hardware (see `keep platform info`)",
+            args.backend
+        ),
+    }
+    let workload = read_workload(&args.workload)?;
+    let manifest = match &args.manifest {
+        Some(path) => Manifest::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Manifest::default(),
+    };
+    for w in &manifest.warnings {
+        eprintln!("keep: warning: {w}");
+    }
+    let (spec, host_limits) = launch_spec(&args, &manifest)?;
+
+    let backend = ProcessBackend::new(&keep_host::ExecImage::default_cache_dir())?;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
+    let err = std::fs::File::from(std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()?);
+    let result = backend.run(
+        RunRequest { spec, workload, limits: host_limits },
+        Box::new(out),
+        Box::new(err),
+    )?;
+    Ok(report(&args, &result))
+}
+
+fn read_workload(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read the workload", path.display()))?;
+    if !meta.is_file() {
+        bail!("{}: not a file", path.display());
+    }
+    if meta.len() > MAX_WORKLOAD_BYTES {
+        bail!("{}: {} bytes is more than the {} a workload may have", path.display(), meta.len(), MAX_WORKLOAD_BYTES);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the workload", path.display()))?;
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        bail!("{}: not a WebAssembly binary (it does not start with \\0asm)", path.display());
+    }
+    Ok(bytes)
+}
+
+/// Merges the manifest with the command line: flags add env and dirs, replace args,
+/// and limits take the stricter of host flag and manifest request.
+fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostLimits)> {
+    let mut env = manifest.env.clone();
+    for kv in &args.env {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--env {kv}: expected KEY=VALUE"))?;
+        if k.is_empty() {
+            bail!("--env {kv}: the key is empty");
+        }
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let mut dirs = manifest.dirs.clone();
+    for (flag, list, writable) in [("--dir", &args.dirs, true), ("--ro-dir", &args.ro_dirs, false)] {
+        for d in list {
+            dirs.push(parse_dir(flag, d, writable)?);
+        }
+    }
+    // Arguments on the command line replace the manifest's.
+    let workload_args = if args.args.is_empty() { manifest.args.clone() } else { args.args.clone() };
+    if args.manifest.is_some() {
+        let names = manifest.fd_names();
+        env.push(("FD_COUNT".into(), names.len().to_string()));
+        env.push(("FD_NAMES".into(), names.join(":")));
+    }
+
+    let flag_size = |flag: &str, v: &Option<String>| positive(flag, v, parse_size);
+    let flag_ms = |flag: &str, v: &Option<String>| positive(flag, v, parse_duration_ms);
+    let m = &manifest.limits;
+    let memory = stricter(flag_size("--memory", &args.memory)?, m.memory_bytes);
+    let cpu = stricter(flag_ms("--cpu", &args.cpu)?, m.cpu_ms);
+    let wall = stricter(flag_ms("--timeout", &args.timeout)?, m.wall_ms);
+    let output = stricter(flag_size("--max-output", &args.max_output)?, m.output_bytes);
+    if args.max_files == Some(0) {
+        bail!("--max-files 0: must be greater than zero");
+    }
+    let open_files = stricter(args.max_files, m.open_files);
+
+    let spec = LaunchSpec {
+        program_name: args.workload.display().to_string(),
+        args: workload_args,
+        env,
+        stdio: manifest.stdio,
+        dirs,
+        sockets: manifest.sockets.clone(),
+        limits: Limits { memory_bytes: memory, cpu_ms: cpu, open_files },
+        workload_sha384: None,
+        parallel_compilation: true,
+    };
+    let host = HostLimits {
+        wall: wall.map(Duration::from_millis),
+        output_bytes: output,
+        memory_bytes: memory,
+    };
+    Ok((spec, host))
+}
+
+/// Parses a limit flag; zero is refused (a limit of zero would stop everything).
+fn positive(
+    flag: &str,
+    value: &Option<String>,
+    parse: fn(&str) -> Result<u64, String>,
+) -> Result<Option<u64>> {
+    let Some(text) = value.as_deref() else { return Ok(None) };
+    match parse(text) {
+        Ok(0) => bail!("{flag} {text}: must be greater than zero"),
+        Ok(n) => Ok(Some(n)),
+        Err(e) => bail!("{flag}: {e}"),
+    }
+}
+
+fn stricter<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `HOST::GUEST`, or `HOST` alone (seen under the same path).
+fn parse_dir(flag: &str, value: &str, writable: bool) -> Result<DirSpec> {
+    let (host, guest) = match value.split_once("::") {
+        Some((h, g)) => (h, g),
+        None => (value, value),
+    };
+    if host.is_empty() || guest.is_empty() {
+        bail!("{flag} {value}: expected HOST::GUEST");
+    }
+    let host_path = PathBuf::from(host);
+    if !host_path.is_dir() {
+        bail!("{flag} {value}: {host} is not a directory");
+    }
+    Ok(DirSpec { source: host.to_string(), guest_path: guest.to_string(), writable })
+}
+
+/// Prints the outcome line and stats, returns the exit status.
+fn report(args: &RunArgs, result: &RunResult) -> ExitCode {
+    let (status, message) = result.exit_status();
+    let _ = std::io::stdout().flush();
+    let mut err = std::io::stderr().lock();
+    if args.json {
+        let stats = stats_json(result);
+        let value = json!({
+            "outcome": result.outcome,
+            "exit_status": status,
+            "message": message,
+            "stats": if args.stats { stats } else { serde_json::Value::Null },
+        });
+        let _ = writeln!(err, "{value}");
+    } else {
+        if let Some(line) = &message {
+            let _ = writeln!(err, "{line}");
+        }
+        if args.stats {
+            let h = &result.host;
+            let linear = result.report.as_ref().map(|r| r.stats.peak_memory_bytes).unwrap_or(0);
+            let _ = writeln!(
+                err,
+                "keep: stats: peak memory {:.1} MiB (linear memory {:.1} MiB), cpu {:.3} s, wall {:.3} s, output {} bytes",
+                h.peak_rss_bytes as f64 / 1048576.0,
+                linear as f64 / 1048576.0,
+                h.cpu_time.as_secs_f64(),
+                h.wall_time.as_secs_f64(),
+                h.output_bytes
+            );
+        }
+    }
+    ExitCode::from(status)
+}
+
+fn stats_json(result: &RunResult) -> serde_json::Value {
+    let h = &result.host;
+    let r = result.report.as_ref().map(|r| r.stats).unwrap_or_default();
+    json!({
+        "peak_memory_bytes": h.peak_rss_bytes,
+        "peak_linear_memory_bytes": r.peak_memory_bytes,
+        "cpu_time_ms": h.cpu_time.as_secs_f64() * 1000.0,
+        "wall_time_ms": h.wall_time.as_secs_f64() * 1000.0,
+        "compile_time_ms": r.compile_us as f64 / 1000.0,
+        "output_bytes": h.output_bytes,
+    })
+}

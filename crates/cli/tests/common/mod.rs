@@ -1,0 +1,57 @@
+//! Helpers for running the real `keep` binary as a user would.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// Path of a committed fixture.
+pub fn fixture(name: &str) -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    root.join(name).display().to_string()
+}
+
+/// A `keep` command with its own exec cache under the test target directory.
+pub fn keep() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keep"));
+    cmd.env("KEEP_CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keep-cache"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `keep` with arguments and optional stdin.
+pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = keep();
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn keep");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait keep")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit status and that stderr is exactly one `keep:` line containing
+/// every given fragment (what a user sees on failure: one clear line, no panic).
+pub fn assert_one_line(o: &Output, status: i32, fragments: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(status), "status; stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("keep:")).collect();
+    assert_eq!(lines.len(), 1, "one keep: line expected, got: {err}");
+    for f in fragments {
+        assert!(lines[0].contains(f), "{f:?} not in {:?}", lines[0]);
+    }
+    assert!(!err.contains("panicked"), "panic: {err}");
+}

@@ -1,0 +1,301 @@
+//! The process backend: the exec runs as a child process of the host.
+//!
+//! It isolates nothing from the host, but it runs the very same exec binary and
+//! speaks the same launch channel as the KVM Keep, and the host enforces its limits
+//! from outside: wall-clock time (kill), output (it relays and counts every byte),
+//! memory (RLIMIT_DATA as a backstop to the exec's own cap).
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use command_fds::{CommandFdExt, FdMapping};
+use keep_wire::{
+    CHANNEL_FD, ExitReport, FrameKind, LaunchSpec, Limit, Outcome, PROTOCOL_VERSION, StdioTarget,
+    WireError, read_frame, write_frame, write_json,
+};
+use thiserror::Error;
+
+use crate::exec_image::ExecImage;
+use crate::result::{HostStats, RunResult};
+
+/// Limits the host enforces from outside the Keep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostLimits {
+    /// Kill the Keep after this much wall-clock time.
+    pub wall: Option<Duration>,
+    /// Kill the Keep once its stdout and stderr together exceed this many bytes.
+    pub output_bytes: Option<u64>,
+    /// Backstop for the exec's own memory cap (RLIMIT_DATA = cap + runtime slack).
+    pub memory_bytes: Option<u64>,
+}
+
+/// Memory the exec's own runtime may use beyond the workload's cap.
+const RUNTIME_MEMORY_SLACK: u64 = 1 << 30;
+
+/// One run: what to launch and what it may use.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub spec: LaunchSpec,
+    pub workload: Vec<u8>,
+    pub limits: HostLimits,
+}
+
+/// Why a Keep could not be launched or lost.
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    #[error("cannot prepare the exec in {dir}: {source}")]
+    ExecImage { dir: String, source: io::Error },
+    #[error("cannot start the exec: {0}")]
+    Spawn(io::Error),
+    #[error("cannot set up the launch channel: {0}")]
+    Channel(String),
+    #[error("the exec spoke launch protocol {0}, this host speaks {PROTOCOL_VERSION}")]
+    Protocol(u32),
+}
+
+/// Launches Keeps as child processes.
+#[derive(Debug, Clone)]
+pub struct ProcessBackend {
+    exec: ExecImage,
+}
+
+impl ProcessBackend {
+    /// Prepares the exec binary under `cache_dir`.
+    pub fn new(cache_dir: &std::path::Path) -> Result<Self, LaunchError> {
+        let exec = ExecImage::materialize(cache_dir).map_err(|source| LaunchError::ExecImage {
+            dir: cache_dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self { exec })
+    }
+
+    /// Runs one workload to its end, relaying its stdout and stderr to the given sinks.
+    pub fn run(
+        &self,
+        request: RunRequest,
+        stdout: Box<dyn Write + Send>,
+        stderr: Box<dyn Write + Send>,
+    ) -> Result<RunResult, LaunchError> {
+        let started = Instant::now();
+        let (mut channel, exec_end) =
+            UnixStream::pair().map_err(|e| LaunchError::Channel(e.to_string()))?;
+        let mut child = self.spawn(&request.spec, exec_end)?;
+        let killer = Arc::new(Killer::new(&child));
+        if let Some(cap) = request.limits.memory_bytes {
+            killer.limit_data(cap.saturating_add(RUNTIME_MEMORY_SLACK));
+        }
+
+        let output = Arc::new(AtomicU64::new(0));
+        let relays = [
+            child.stdout.take().map(|s| relay(s.into(), stdout, &output, &killer, request.limits.output_bytes)),
+            child.stderr.take().map(|s| relay(s.into(), stderr, &output, &killer, request.limits.output_bytes)),
+        ];
+        let watchdog = request.limits.wall.map(|wall| Watchdog::start(wall, killer.clone()));
+
+        let report = converse(&mut channel, &request);
+        let status = child.wait().map_err(LaunchError::Spawn)?;
+        if let Some(w) = watchdog {
+            w.stop();
+        }
+        for r in relays.into_iter().flatten() {
+            let _ = r.join();
+        }
+        let host = HostStats {
+            wall_time: started.elapsed(),
+            output_bytes: output.load(Ordering::Relaxed),
+            ..children_usage()
+        };
+
+        let outcome = match (killer.reason(), &report) {
+            (Some((limit, detail)), _) => Outcome::LimitExceeded { limit, detail },
+            (None, Ok(r)) => r.outcome.clone(),
+            (None, Err(ConverseError::Launch(e))) => return Err(e.clone_shallow()),
+            (None, Err(ConverseError::Wire(e))) => Outcome::Failed {
+                message: format!("the exec ended without a report ({status}): {e}"),
+            },
+        };
+        Ok(RunResult { outcome, report: report.ok(), host })
+    }
+
+    fn spawn(&self, spec: &LaunchSpec, exec_end: UnixStream) -> Result<Child, LaunchError> {
+        let mut cmd = Command::new(&self.exec.path);
+        cmd.env_clear()
+            .stdin(match spec.stdio[0] {
+                StdioTarget::Inherit => Stdio::inherit(),
+                StdioTarget::Null => Stdio::null(),
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.fd_mappings(vec![FdMapping { parent_fd: OwnedFd::from(exec_end), child_fd: CHANNEL_FD }])
+            .map_err(|e| LaunchError::Channel(e.to_string()))?;
+        cmd.spawn().map_err(LaunchError::Spawn)
+    }
+}
+
+enum ConverseError {
+    Launch(LaunchError),
+    Wire(WireError),
+}
+
+impl LaunchError {
+    fn clone_shallow(&self) -> LaunchError {
+        match self {
+            LaunchError::Protocol(v) => LaunchError::Protocol(*v),
+            other => LaunchError::Channel(other.to_string()),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Hello {
+    protocol: u32,
+}
+
+/// The host's half of the launch protocol.
+fn converse(channel: &mut UnixStream, request: &RunRequest) -> Result<ExitReport, ConverseError> {
+    let hello: Hello = read_frame(channel, keep_wire::MAX_CONTROL_FRAME)
+        .and_then(|f| f.expect_json(FrameKind::Hello))
+        .map_err(ConverseError::Wire)?;
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(ConverseError::Launch(LaunchError::Protocol(hello.protocol)));
+    }
+    write_json(channel, FrameKind::Launch, &request.spec).map_err(ConverseError::Wire)?;
+    write_frame(channel, FrameKind::Workload, &request.workload).map_err(ConverseError::Wire)?;
+    loop {
+        let frame = read_frame(channel, keep_wire::MAX_CONTROL_FRAME).map_err(ConverseError::Wire)?;
+        match frame.kind {
+            FrameKind::Started => continue,
+            _ => return frame.expect_json(FrameKind::Exit).map_err(ConverseError::Wire),
+        }
+    }
+}
+
+/// Kills the Keep at most once, remembering the first limit that asked for it.
+struct Killer {
+    pid: Option<rustix::process::Pid>,
+    reason: Mutex<Option<(Limit, String)>>,
+}
+
+impl Killer {
+    fn new(child: &Child) -> Self {
+        let pid = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw);
+        Self { pid, reason: Mutex::new(None) }
+    }
+
+    fn kill(&self, limit: Limit, detail: String) {
+        let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if reason.is_none() {
+            *reason = Some((limit, detail));
+            if let Some(pid) = self.pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+
+    fn reason(&self) -> Option<(Limit, String)> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn limit_data(&self, bytes: u64) {
+        if let Some(pid) = self.pid {
+            let limit = rustix::process::Rlimit { current: Some(bytes), maximum: Some(bytes) };
+            let _ = rustix::process::prlimit(Some(pid), rustix::process::Resource::Data, limit);
+        }
+    }
+}
+
+/// Copies one output stream of the Keep to a sink, counting bytes against the cap.
+fn relay(
+    source: OwnedFd,
+    mut sink: Box<dyn Write + Send>,
+    total: &Arc<AtomicU64>,
+    killer: &Arc<Killer>,
+    cap: Option<u64>,
+) -> thread::JoinHandle<()> {
+    let total = total.clone();
+    let killer = killer.clone();
+    let _ = rustix::pipe::fcntl_setpipe_size(&source, 1 << 20);
+    let mut source = std::fs::File::from(source);
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 18];
+        let mut sink_ok = true;
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let before = total.fetch_add(n as u64, Ordering::Relaxed);
+            let mut allowed = n;
+            if let Some(cap) = cap {
+                if before + n as u64 > cap {
+                    allowed = cap.saturating_sub(before).min(n as u64) as usize;
+                    killer.kill(
+                        Limit::Output,
+                        format!("wrote more than {cap} bytes to stdout and stderr"),
+                    );
+                }
+            }
+            if sink_ok && allowed > 0 && sink.write_all(&buf[..allowed]).is_err() {
+                // The reader went away (e.g. `| head`); keep draining so the Keep
+                // never blocks on a full pipe.
+                sink_ok = false;
+            }
+            if allowed < n {
+                break;
+            }
+        }
+        let _ = sink.flush();
+    })
+}
+
+/// Kills the Keep when its wall-clock time is up.
+struct Watchdog {
+    done: mpsc::Sender<()>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(wall: Duration, killer: Arc<Killer>) -> Self {
+        let (done, rx) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wall) {
+                killer.kill(
+                    Limit::WallClock,
+                    format!("still running after {:.3} s", wall.as_secs_f64()),
+                );
+            }
+        });
+        Self { done, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.done.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// Resource use of the (single) reaped child, from the kernel.
+fn children_usage() -> HostStats {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(u) => {
+            let tv = |t: nix::sys::time::TimeVal| {
+                Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().clamp(0, 999_999) as u32) * 1000)
+            };
+            HostStats {
+                peak_rss_bytes: (u.max_rss().max(0) as u64).saturating_mul(1024),
+                cpu_time: tv(u.user_time()) + tv(u.system_time()),
+                ..HostStats::default()
+            }
+        }
+        Err(_) => HostStats::default(),
+    }
+}

@@ -1,0 +1,56 @@
+//! The wasmtime engine as the exec configures it.
+
+use anyhow::Result;
+use keep_wire::LaunchSpec;
+use sha2::{Digest, Sha384};
+use wasmtime::{Config, Engine};
+
+/// Builds the engine for one launch. Epoch interruption is only compiled in when a
+/// CPU budget is set, so unlimited runs pay nothing for it.
+pub fn build(spec: &LaunchSpec) -> Result<Engine> {
+    let mut config = Config::new();
+    config.parallel_compilation(spec.parallel_compilation);
+    config.epoch_interruption(spec.limits.cpu_ms.is_some());
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    Engine::new(&config)
+}
+
+/// What kind of binary the workload is, from its first eight bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// A core module: WASI preview 1.
+    Module,
+    /// A component: WASI preview 2 (`wasi:cli/command`).
+    Component,
+}
+
+/// Detects the binary kind, or says why the bytes are not WebAssembly.
+pub fn detect(bytes: &[u8]) -> Result<WorkloadKind, String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("not a WebAssembly binary (no \\0asm header)".into());
+    }
+    match &bytes[4..8] {
+        [1, 0, 0, 0] => Ok(WorkloadKind::Module),
+        [_, _, 1, 0] => Ok(WorkloadKind::Component),
+        v => Err(format!("unsupported WebAssembly binary version {v:02x?}")),
+    }
+}
+
+/// SHA-384 of some bytes, lowercase hex.
+pub fn sha384_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha384::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_kinds() {
+        assert_eq!(detect(b"\0asm\x01\0\0\0"), Ok(WorkloadKind::Module));
+        assert_eq!(detect(b"\0asm\x0d\0\x01\0"), Ok(WorkloadKind::Component));
+        assert!(detect(b"\0asm").is_err());
+        assert!(detect(b"hello world").is_err());
+        assert!(detect(b"\0asm\x02\0\0\0").is_err());
+    }
+}

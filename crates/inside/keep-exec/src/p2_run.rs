@@ -1,0 +1,59 @@
+//! Running a component under WASI preview 2 (`wasi:cli/command`).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use keep_wire::LaunchSpec;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::limits::{MemoryLimiter, install_cpu_budget};
+use crate::outcome::Measured;
+use crate::wasi;
+
+struct State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+    }
+}
+
+/// Instantiates the command component and calls `wasi:cli/run`; returns the exit code.
+pub fn run(
+    engine: &Engine,
+    component: &Component,
+    spec: &LaunchSpec,
+    cpu_budget: Option<Duration>,
+    measured: &mut Measured,
+) -> Result<i32> {
+    let ctx = wasi::builder(spec, None)?.build();
+    let mut store = Store::new(
+        engine,
+        State {
+            ctx,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(spec.limits.memory_bytes),
+        },
+    );
+    store.limiter(|s| &mut s.limiter);
+    if let Some(budget) = cpu_budget {
+        install_cpu_budget(&mut store, budget);
+    }
+    let mut linker: Linker<State> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    let result = Command::instantiate(&mut store, component, &linker)
+        .context("the workload is not a wasi:cli/command component")
+        .and_then(|command| command.wasi_cli_run().call_run(&mut store));
+    measured.peak_memory_bytes = store.data().limiter.peak();
+    match result? {
+        Ok(()) => Ok(0),
+        Err(()) => Ok(1),
+    }
+}

@@ -1,0 +1,74 @@
+//! The WASI context of a workload, built only from the launch spec: the tenant's
+//! arguments and environment (never the host's), stdio, preopened directories and
+//! the network addresses the manifest declares.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, Result};
+use keep_wire::{LaunchSpec, SocketKind, StdioTarget};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// Starts a builder with args, env, stdio and preopened directories. With
+/// `socket_holder`, each declared socket also gets a hidden read-only preopen of that
+/// (empty) directory after the real ones: see `p1_sockets`.
+pub fn builder(spec: &LaunchSpec, socket_holder: Option<&std::path::Path>) -> Result<WasiCtxBuilder> {
+    let mut b = WasiCtxBuilder::new();
+    b.arg(&spec.program_name);
+    b.args(&spec.args);
+    b.envs(&spec.env);
+    if spec.stdio[0] == StdioTarget::Inherit {
+        b.inherit_stdin();
+    }
+    if spec.stdio[1] == StdioTarget::Inherit {
+        b.inherit_stdout();
+    }
+    if spec.stdio[2] == StdioTarget::Inherit {
+        b.inherit_stderr();
+    }
+    for dir in &spec.dirs {
+        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        b.preopened_dir(&dir.source, &dir.guest_path, perms)
+            .with_context(|| format!("cannot open directory {} for {}", dir.source, dir.guest_path))?;
+    }
+    if let Some(holder) = socket_holder {
+        for s in &spec.sockets {
+            b.preopened_dir(holder, format!("/.keep-socket/{}", s.name), FsPerms::ReadOnly)
+                .context("cannot prepare the socket descriptors")?;
+        }
+    } else {
+        allow_declared_network(&mut b, spec);
+    }
+    Ok(b)
+}
+
+/// Preview 2 components get TCP only to and from the sockets the manifest declares.
+fn allow_declared_network(b: &mut WasiCtxBuilder, spec: &LaunchSpec) {
+    let mut allowed: Vec<(SocketAddr, SocketKind)> = Vec::new();
+    for s in &spec.sockets {
+        if let Some(ip) = parse_ip(&s.host) {
+            allowed.push((SocketAddr::new(ip, s.port), s.kind));
+        }
+    }
+    if allowed.is_empty() {
+        return;
+    }
+    b.allow_tcp(true);
+    b.allow_udp(false);
+    b.socket_addr_check(move |addr, usage| {
+        let ok = allowed.iter().any(|(a, kind)| match (kind, usage) {
+            (SocketKind::Listen, SocketAddrUse::TcpBind) => *a == addr,
+            (SocketKind::Connect, SocketAddrUse::TcpConnect) => *a == addr,
+            _ => false,
+        });
+        Box::pin(async move { ok })
+    });
+}
+
+/// An IP literal, or `localhost`; the exec does no name lookups.
+pub fn parse_ip(host: &str) -> Option<IpAddr> {
+    if host == "localhost" {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}

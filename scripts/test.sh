@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs Keep's tests. Works on a fresh machine with the Rust toolchain: every .wasm
+# fixture is committed, so no WebAssembly compiler is needed.
+#
+#   ./scripts/test.sh            all tests
+#   KEEP_SKIP_CONFORMANCE=1 ...  skip the WASI conformance suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "host side, CLI and end-to-end tests (builds the static exec first)"
+cargo test --locked
+
+step "the exec's own unit tests (static build, shares target/exec with the embedded exec)"
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo test --locked --release -p keep-exec --target x86_64-unknown-linux-gnu --target-dir target/exec
+
+if [ "${KEEP_SKIP_CONFORMANCE:-0}" != 1 ]; then
+  step "WASI conformance (wasi-testsuite, wasm32-wasip1)"
+  scripts/wasi-testsuite.sh
+fi
