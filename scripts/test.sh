@@ -14,7 +14,7 @@ cargo test --locked
 
 step "the exec's own unit tests (static build, shares target/exec with the embedded exec)"
 RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo test --locked --release -p keep-exec --target x86_64-unknown-linux-gnu --target-dir target/exec
+  cargo test --locked --profile exec -p keep-exec --target x86_64-unknown-linux-gnu --target-dir target/exec
 
 if [ "${KEEP_SKIP_CONFORMANCE:-0}" != 1 ]; then
   step "WASI conformance (wasi-testsuite, wasm32-wasip1)"

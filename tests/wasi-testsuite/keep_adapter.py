@@ -55,11 +55,11 @@ def get_name() -> str:
 
 
 def get_version() -> str:
-    # `keep --version` prints "keep X.Y.Z".
+    # `keep --version` starts with a line "keep X.Y.Z" (more lines may follow).
     out = subprocess.run([_keep_binary(), "--version"], capture_output=True,
                          encoding="utf-8", check=True).stdout
-    words = out.split()
-    return words[-1] if words else "unknown"
+    words = (out.splitlines() or [""])[0].split()
+    return words[1] if len(words) > 1 else "unknown"
 
 
 def get_wasi_versions() -> List[str]:

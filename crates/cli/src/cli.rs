@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// you do not have to trust.
 #[derive(Debug, Parser)]
 #[command(name = "keep", version)]
-#[command(after_help = "Start with `keep run examples/hello.wasm`, then `keep init` to write a Keep.toml.\n\
+#[command(
+    after_help = "Start with `keep run examples/hello.wasm`, then `keep init` to write a Keep.toml.\n\
 Exit statuses of `keep run`: the workload's own code (0-255); 125 keep could not run it;\n\
-134 trap; 151 memory, 152 cpu, 153 wall-clock, 154 output, 155 open-files limit.")]
+134 trap; 151 memory, 152 cpu, 153 wall-clock, 154 output, 155 open-files limit."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -17,8 +17,12 @@ use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     let version: &'static str = Box::leak(
-        format!("{}\nexec sha384:{}", env!("CARGO_PKG_VERSION"), keep_host::EXEC_SHA384)
-            .into_boxed_str(),
+        format!(
+            "{}\nexec sha384:{}",
+            env!("CARGO_PKG_VERSION"),
+            keep_host::EXEC_SHA384
+        )
+        .into_boxed_str(),
     );
     let matches = cli::Cli::command().version(version).get_matches();
     let cli = match cli::Cli::from_arg_matches(&matches) {
@@ -41,5 +45,9 @@ fn main() -> ExitCode {
 
 /// An error chain on one line.
 fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").lines().map(str::trim).collect::<Vec<_>>().join(" ")
+    format!("{err:#}")
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

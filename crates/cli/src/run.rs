@@ -43,7 +43,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
     let err = std::fs::File::from(std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()?);
     let result = backend.run(
-        RunRequest { spec, workload, limits: host_limits },
+        RunRequest {
+            spec,
+            workload,
+            limits: host_limits,
+        },
         Box::new(out),
         Box::new(err),
     )?;
@@ -57,11 +61,20 @@ fn read_workload(path: &Path) -> Result<Vec<u8>> {
         bail!("{}: not a file", path.display());
     }
     if meta.len() > MAX_WORKLOAD_BYTES {
-        bail!("{}: {} bytes is more than the {} a workload may have", path.display(), meta.len(), MAX_WORKLOAD_BYTES);
+        bail!(
+            "{}: {} bytes is more than the {} a workload may have",
+            path.display(),
+            meta.len(),
+            MAX_WORKLOAD_BYTES
+        );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the workload", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read the workload", path.display()))?;
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        bail!("{}: not a WebAssembly binary (it does not start with \\0asm)", path.display());
+        bail!(
+            "{}: not a WebAssembly binary (it does not start with \\0asm)",
+            path.display()
+        );
     }
     Ok(bytes)
 }
@@ -81,13 +94,20 @@ fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostL
         env.push((k.to_string(), v.to_string()));
     }
     let mut dirs = manifest.dirs.clone();
-    for (flag, list, writable) in [("--dir", &args.dirs, true), ("--ro-dir", &args.ro_dirs, false)] {
+    for (flag, list, writable) in [
+        ("--dir", &args.dirs, true),
+        ("--ro-dir", &args.ro_dirs, false),
+    ] {
         for d in list {
             dirs.push(parse_dir(flag, d, writable)?);
         }
     }
     // Arguments on the command line replace the manifest's.
-    let workload_args = if args.args.is_empty() { manifest.args.clone() } else { args.args.clone() };
+    let workload_args = if args.args.is_empty() {
+        manifest.args.clone()
+    } else {
+        args.args.clone()
+    };
     if args.manifest.is_some() {
         let names = manifest.fd_names();
         env.push(("FD_COUNT".into(), names.len().to_string()));
@@ -113,7 +133,11 @@ fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostL
         stdio: manifest.stdio,
         dirs,
         sockets: manifest.sockets.clone(),
-        limits: Limits { memory_bytes: memory, cpu_ms: cpu, open_files },
+        limits: Limits {
+            memory_bytes: memory,
+            cpu_ms: cpu,
+            open_files,
+        },
         workload_sha384: None,
         parallel_compilation: true,
     };
@@ -131,7 +155,9 @@ fn positive(
     value: &Option<String>,
     parse: fn(&str) -> Result<u64, String>,
 ) -> Result<Option<u64>> {
-    let Some(text) = value.as_deref() else { return Ok(None) };
+    let Some(text) = value.as_deref() else {
+        return Ok(None);
+    };
     match parse(text) {
         Ok(0) => bail!("{flag} {text}: must be greater than zero"),
         Ok(n) => Ok(Some(n)),
@@ -159,7 +185,11 @@ fn parse_dir(flag: &str, value: &str, writable: bool) -> Result<DirSpec> {
     if !host_path.is_dir() {
         bail!("{flag} {value}: {host} is not a directory");
     }
-    Ok(DirSpec { source: host.to_string(), guest_path: guest.to_string(), writable })
+    Ok(DirSpec {
+        source: host.to_string(),
+        guest_path: guest.to_string(),
+        writable,
+    })
 }
 
 /// Prints the outcome line and stats, returns the exit status.
@@ -182,7 +212,11 @@ fn report(args: &RunArgs, result: &RunResult) -> ExitCode {
         }
         if args.stats {
             let h = &result.host;
-            let linear = result.report.as_ref().map(|r| r.stats.peak_memory_bytes).unwrap_or(0);
+            let linear = result
+                .report
+                .as_ref()
+                .map(|r| r.stats.peak_memory_bytes)
+                .unwrap_or(0);
             let _ = writeln!(
                 err,
                 "keep: stats: peak memory {:.1} MiB (linear memory {:.1} MiB), cpu {:.3} s, wall {:.3} s, output {} bytes",

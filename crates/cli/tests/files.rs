@@ -14,10 +14,33 @@ fn dir_with_file() -> tempfile::TempDir {
 fn read_only_dir_reads_but_refuses_writes() {
     let dir = dir_with_file();
     let map = format!("{}::/data", dir.path().display());
-    let o = run(&["run", "--ro-dir", &map, &fixture("files.wasm"), "--", "read", "/data/in.txt"], None);
+    let o = run(
+        &[
+            "run",
+            "--ro-dir",
+            &map,
+            &fixture("files.wasm"),
+            "--",
+            "read",
+            "/data/in.txt",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "inside\n");
-    let o = run(&["run", "--ro-dir", &map, &fixture("files.wasm"), "--", "write", "/data/new.txt", "x"], None);
+    let o = run(
+        &[
+            "run",
+            "--ro-dir",
+            &map,
+            &fixture("files.wasm"),
+            "--",
+            "write",
+            "/data/new.txt",
+            "x",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(!dir.path().join("new.txt").exists());
 }
@@ -26,9 +49,24 @@ fn read_only_dir_reads_but_refuses_writes() {
 fn read_write_dir_allows_writes() {
     let dir = dir_with_file();
     let map = format!("{}::/data", dir.path().display());
-    let o = run(&["run", "--dir", &map, &fixture("files.wasm"), "--", "write", "/data/new.txt", "hello"], None);
+    let o = run(
+        &[
+            "run",
+            "--dir",
+            &map,
+            &fixture("files.wasm"),
+            "--",
+            "write",
+            "/data/new.txt",
+            "hello",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "hello");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "hello"
+    );
 }
 
 #[test]
@@ -39,8 +77,24 @@ fn paths_cannot_escape_a_preopen() {
     std::fs::create_dir(&inner).unwrap();
     std::os::unix::fs::symlink("../secret.txt", inner.join("link")).unwrap();
     let map = format!("{}::/data", inner.display());
-    for path in ["/data/../secret.txt", "/data/link", "/etc/passwd", "../secret.txt"] {
-        let o = run(&["run", "--dir", &map, &fixture("files.wasm"), "--", "read", path], None);
+    for path in [
+        "/data/../secret.txt",
+        "/data/link",
+        "/etc/passwd",
+        "../secret.txt",
+    ] {
+        let o = run(
+            &[
+                "run",
+                "--dir",
+                &map,
+                &fixture("files.wasm"),
+                "--",
+                "read",
+                path,
+            ],
+            None,
+        );
         assert_eq!(o.status.code(), Some(1), "{path}: {}", stdout(&o));
         assert!(!stdout(&o).contains("host secret"), "{path}");
     }
@@ -48,6 +102,9 @@ fn paths_cannot_escape_a_preopen() {
 
 #[test]
 fn bad_dir_flag_is_one_line() {
-    let o = run(&["run", "--dir", "/nonexistent::/x", &fixture("hello.wasm")], None);
+    let o = run(
+        &["run", "--dir", "/nonexistent::/x", &fixture("hello.wasm")],
+        None,
+    );
     common::assert_one_line(&o, 125, &["/nonexistent"]);
 }

@@ -8,7 +8,10 @@ use common::{keep, run, stderr, stdout};
 fn version_names_the_exec_measurement() {
     let o = run(&["--version"], None);
     let out = stdout(&o);
-    let line = out.lines().find(|l| l.starts_with("exec sha384:")).expect(&out);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("exec sha384:"))
+        .expect(&out);
     let hex = line.trim_start_matches("exec sha384:");
     assert_eq!(hex.len(), 96);
     assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
@@ -19,15 +22,22 @@ fn platform_info_lists_every_backend() {
     let o = run(&["platform", "info", "--json"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let names: Vec<&str> =
-        v["backends"].as_array().unwrap().iter().map(|b| b["backend"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["backend"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["process", "kvm", "sev-snp", "tdx", "sgx"]);
     let process = &v["backends"][0];
     assert_eq!(process["available"], true);
     assert_eq!(process["implemented"], true);
     // The kvm line agrees with this machine.
     let kvm = &v["backends"][1];
-    assert_eq!(kvm["available"].as_bool().unwrap(), std::path::Path::new("/dev/kvm").exists());
+    assert_eq!(
+        kvm["available"].as_bool().unwrap(),
+        std::path::Path::new("/dev/kvm").exists()
+    );
     let text = run(&["platform", "info"], None);
     assert!(stdout(&text).contains("sev-snp"));
 }

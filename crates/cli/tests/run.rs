@@ -23,15 +23,31 @@ fn component_hello_runs_as_wasi_p2() {
 fn args_and_only_declared_env_reach_the_workload() {
     let mut cmd = common::keep();
     let path = fixture("args_env.wasm");
-    cmd.args(["run", "--env", "GREETING=hi", "-e", "EMPTY=", &path, "--", "one", "two words"])
-        .env("HOST_SECRET", "must-not-leak");
+    cmd.args([
+        "run",
+        "--env",
+        "GREETING=hi",
+        "-e",
+        "EMPTY=",
+        &path,
+        "--",
+        "one",
+        "two words",
+    ])
+    .env("HOST_SECRET", "must-not-leak");
     let o = cmd.output().unwrap();
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(out.contains(&format!("argv[0]={path}\n")), "{out}");
     assert!(out.contains("argv[1]=one\nargv[2]=two words\n"), "{out}");
-    assert!(out.contains("env:GREETING=hi\n") && out.contains("env:EMPTY=\n"), "{out}");
-    assert!(!out.contains("HOST_SECRET") && !out.contains("PATH="), "{out}");
+    assert!(
+        out.contains("env:GREETING=hi\n") && out.contains("env:EMPTY=\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("HOST_SECRET") && !out.contains("PATH="),
+        "{out}"
+    );
 }
 
 #[test]
@@ -56,39 +72,79 @@ fn exit_codes_pass_through() {
 #[test]
 fn trap_prints_reason_and_backtrace() {
     let o = run(&["run", &fixture("trap_unreachable.wasm")], None);
-    assert_one_line(&o, 134, &["trapped", "unreachable", "h <- g <- f"]);
+    assert_one_line(
+        &o,
+        134,
+        &[
+            "trapped",
+            "unreachable",
+            "h_inner <- g_middle <- f_outer <- _start",
+        ],
+    );
     let o = run(&["run", &fixture("trap_div_zero.wasm")], None);
     assert_one_line(&o, 134, &["trapped", "divide by zero"]);
     let o = run(&["run", &fixture("stack_overflow.wasm")], None);
-    assert_one_line(&o, 134, &["trapped", "stack overflow"]);
+    assert_one_line(&o, 134, &["trapped", "call stack exhausted", "recurse x"]);
 }
 
 #[test]
 fn cpu_budget_stops_an_infinite_loop() {
-    let o = run(&["run", "--cpu", "200ms", &fixture("infinite_loop.wasm")], None);
+    let o = run(
+        &["run", "--cpu", "200ms", &fixture("infinite_loop.wasm")],
+        None,
+    );
     assert_one_line(&o, 152, &["cpu limit", "budget 200 ms"]);
 }
 
 #[test]
 fn wall_clock_limit_stops_an_infinite_loop() {
-    let o = run(&["run", "--timeout", "300ms", &fixture("infinite_loop.wasm")], None);
+    let o = run(
+        &["run", "--timeout", "300ms", &fixture("infinite_loop.wasm")],
+        None,
+    );
     assert_one_line(&o, 153, &["wall-clock limit"]);
 }
 
 #[test]
 fn memory_limit_stops_growth() {
-    let o = run(&["run", "--memory", "2MiB", &fixture("memory_grow.wasm")], None);
+    let o = run(
+        &["run", "--memory", "2MiB", &fixture("memory_grow.wasm")],
+        None,
+    );
     assert_one_line(&o, 151, &["memory limit", "2.0 MiB"]);
     // Within the limit the same C allocation succeeds.
-    let o = run(&["run", "--memory", "64MiB", &fixture("memory.wasm"), "--", "16"], None);
+    let o = run(
+        &[
+            "run",
+            "--memory",
+            "64MiB",
+            &fixture("memory.wasm"),
+            "--",
+            "16",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = run(&["run", "--memory", "8MiB", &fixture("memory.wasm"), "--", "16"], None);
+    let o = run(
+        &[
+            "run",
+            "--memory",
+            "8MiB",
+            &fixture("memory.wasm"),
+            "--",
+            "16",
+        ],
+        None,
+    );
     assert_one_line(&o, 151, &["memory limit"]);
 }
 
 #[test]
 fn output_cap_passes_exactly_the_cap_then_stops() {
-    let o = run(&["run", "--max-output", "1MiB", &fixture("output_flood.wasm")], None);
+    let o = run(
+        &["run", "--max-output", "1MiB", &fixture("output_flood.wasm")],
+        None,
+    );
     assert_one_line(&o, 154, &["output limit"]);
     assert_eq!(o.stdout.len(), 1 << 20);
 }
@@ -121,14 +177,19 @@ fn bad_workloads_are_one_line_errors() {
 #[test]
 fn bad_flags_are_one_line_errors() {
     let hello = fixture("hello.wasm");
-    for (flag, value) in [("--memory", "0"), ("--cpu", "0s"), ("--timeout", "0"), ("--max-output", "0")] {
+    for (flag, value) in [
+        ("--memory", "0"),
+        ("--cpu", "0s"),
+        ("--timeout", "0"),
+        ("--max-output", "0"),
+    ] {
         let o = run(&["run", flag, value, &hello], None);
         assert_one_line(&o, 125, &[flag]);
     }
     let o = run(&["run", "--max-files", "0", &hello], None);
     assert_one_line(&o, 125, &["--max-files"]);
     let o = run(&["run", "--memory", "lots", &hello], None);
-    assert_one_line(&o, 125, &["--memory lots"]);
+    assert_one_line(&o, 125, &["--memory", "lots"]);
     let o = run(&["run", "--env", "NOEQUALS", &hello], None);
     assert_one_line(&o, 125, &["KEY=VALUE"]);
     // Unknown backends are usage errors (clap), not panics.
@@ -143,7 +204,11 @@ fn bad_flags_are_one_line_errors() {
 fn stats_in_text_and_json() {
     let o = run(&["run", "--stats", &fixture("hello.wasm")], None);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stderr(&o).starts_with("keep: stats: peak memory "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("keep: stats: peak memory "),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["run", "--stats", "--json", &fixture("hello.wasm")], None);
     let v: serde_json::Value = serde_json::from_str(stderr(&o).trim()).unwrap();
     assert_eq!(v["exit_status"], 0);
@@ -154,4 +219,114 @@ fn stats_in_text_and_json() {
     let v: serde_json::Value = serde_json::from_str(stderr(&o).trim()).unwrap();
     assert_eq!(v["exit_status"], 134);
     assert_eq!(v["outcome"]["kind"], "trapped");
+}
+
+#[test]
+fn open_files_limit_stops_the_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    let map = format!("{}::/d", dir.path().display());
+    let o = run(
+        &[
+            "run",
+            "--ro-dir",
+            &map,
+            "--max-files",
+            "10",
+            &fixture("open_many.wasm"),
+            "--",
+            "/d/f.txt",
+            "100",
+        ],
+        None,
+    );
+    assert_one_line(&o, 155, &["open-files limit", "10"]);
+    let o = run(
+        &[
+            "run",
+            "--ro-dir",
+            &map,
+            "--max-files",
+            "200",
+            &fixture("open_many.wasm"),
+            "--",
+            "/d/f.txt",
+            "100",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("opened 100 files"), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_manifest_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Keep.toml");
+    std::fs::write(&path, "args = []\n[limits]\nmemroy = \"1MiB\"\n").unwrap();
+    let o = run(
+        &[
+            "run",
+            "--manifest",
+            path.to_str().unwrap(),
+            &fixture("hello.wasm"),
+        ],
+        None,
+    );
+    assert_one_line(&o, 125, &[&format!("{}:3:1:", path.display()), "memroy"]);
+    let o = run(
+        &[
+            "run",
+            "--manifest",
+            "/nonexistent/Keep.toml",
+            &fixture("hello.wasm"),
+        ],
+        None,
+    );
+    assert_one_line(&o, 125, &["/nonexistent/Keep.toml"]);
+}
+
+#[test]
+fn manifest_limits_and_env_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Keep.toml");
+    std::fs::write(
+        &path,
+        "args = [\"a\"]\n[env]\nFROM_MANIFEST = \"yes\"\n[limits]\ncpu = \"200ms\"\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "run",
+            "--manifest",
+            path.to_str().unwrap(),
+            &fixture("args_env.wasm"),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("argv[1]=a\n") && stdout(&o).contains("env:FROM_MANIFEST=yes\n"));
+    let o = run(
+        &[
+            "run",
+            "--manifest",
+            path.to_str().unwrap(),
+            &fixture("infinite_loop.wasm"),
+        ],
+        None,
+    );
+    assert_one_line(&o, 152, &["cpu limit"]);
+    // The stricter of flag and manifest wins.
+    let o = run(
+        &[
+            "run",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--cpu",
+            "10s",
+            &fixture("infinite_loop.wasm"),
+        ],
+        None,
+    );
+    assert_one_line(&o, 152, &["budget 200 ms"]);
 }

@@ -1,7 +1,7 @@
 //! Builds the exec as a static executable and embeds it in the host library.
 //!
 //! The exec is built by a nested `cargo build` in its own target directory
-//! (`target/exec`), always in release mode and with `+crt-static`, so the same bytes
+//! (`target/exec`), always with the `exec` profile (release, no debug info) and with `+crt-static`, so the same bytes
 //! run as a child process and inside the KVM Keep. Its SHA-384 is the measurement of
 //! that layer and is compiled in as `KEEP_EXEC_SHA384`.
 //!
@@ -43,7 +43,16 @@ fn build_exec(workspace: &Path) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--release", "-p", "keep-exec", "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "exec",
+            "-p",
+            "keep-exec",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     // The outer build's settings must not leak into the exec's build.
     for (key, _) in env::vars_os() {
@@ -52,7 +61,10 @@ fn build_exec(workspace: &Path) -> PathBuf {
             && key != "CARGO_HOME"
             && key != "CARGO_MAKEFLAGS"
             && key != "CARGO_NET_OFFLINE"
-            || matches!(key, "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS")
+            || matches!(
+                key,
+                "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS"
+            )
         {
             cmd.env_remove(key);
         }
@@ -60,5 +72,5 @@ fn build_exec(workspace: &Path) -> PathBuf {
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
     let status = cmd.status().expect("cannot run cargo to build the exec");
     assert!(status.success(), "building the exec (keep-exec) failed");
-    target_dir.join(TARGET).join("release").join("keep-exec")
+    target_dir.join(TARGET).join("exec").join("keep-exec")
 }

@@ -15,7 +15,10 @@ pub fn fixture(name: &str) -> String {
 /// A `keep` command with its own exec cache under the test target directory.
 pub fn keep() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keep"));
-    cmd.env("KEEP_CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keep-cache"));
+    cmd.env(
+        "KEEP_CACHE_DIR",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keep-cache"),
+    );
     cmd.stdin(Stdio::null());
     cmd
 }

@@ -71,7 +71,11 @@ pub enum WireError {
 pub fn write_frame(w: &mut impl Write, kind: FrameKind, payload: &[u8]) -> Result<(), WireError> {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     if len > kind.max_len() {
-        return Err(WireError::TooLarge { kind, len, max: kind.max_len() });
+        return Err(WireError::TooLarge {
+            kind,
+            len,
+            max: kind.max_len(),
+        });
     }
     let mut header = [0u8; 8];
     header[..4].copy_from_slice(&(kind as u32).to_le_bytes());
@@ -105,10 +109,12 @@ pub fn read_frame(r: &mut impl Read, limit: u32) -> Result<Frame, WireError> {
     }
     let mut payload = Vec::new();
     // `len` is bounded above, so this reservation is bounded too.
-    payload.try_reserve_exact(len as usize).map_err(|e| WireError::Malformed {
-        kind,
-        reason: format!("cannot allocate {len} bytes: {e}"),
-    })?;
+    payload
+        .try_reserve_exact(len as usize)
+        .map_err(|e| WireError::Malformed {
+            kind,
+            reason: format!("cannot allocate {len} bytes: {e}"),
+        })?;
     r.take(u64::from(len)).read_to_end(&mut payload)?;
     if payload.len() != len as usize {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
@@ -122,7 +128,10 @@ impl Frame {
         if self.kind == expected {
             Ok(self.payload)
         } else {
-            Err(WireError::Unexpected { expected, got: self.kind })
+            Err(WireError::Unexpected {
+                expected,
+                got: self.kind,
+            })
         }
     }
 
@@ -132,8 +141,10 @@ impl Frame {
         expected: FrameKind,
     ) -> Result<T, WireError> {
         let payload = self.expect(expected)?;
-        serde_json::from_slice(&payload)
-            .map_err(|e| WireError::Malformed { kind: expected, reason: e.to_string() })
+        serde_json::from_slice(&payload).map_err(|e| WireError::Malformed {
+            kind: expected,
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -143,8 +154,10 @@ pub fn write_json<T: serde::Serialize>(
     kind: FrameKind,
     value: &T,
 ) -> Result<(), WireError> {
-    let payload = serde_json::to_vec(value)
-        .map_err(|e| WireError::Malformed { kind, reason: e.to_string() })?;
+    let payload = serde_json::to_vec(value).map_err(|e| WireError::Malformed {
+        kind,
+        reason: e.to_string(),
+    })?;
     write_frame(w, kind, &payload)
 }
 
@@ -176,24 +189,45 @@ mod tests {
     fn host_limit_applies_to_workload() {
         let mut buf = Vec::new();
         write_frame(&mut buf, FrameKind::Workload, &[0u8; 100]).unwrap();
-        assert!(matches!(read_frame(&mut &buf[..], 99), Err(WireError::TooLarge { .. })));
+        assert!(matches!(
+            read_frame(&mut &buf[..], 99),
+            Err(WireError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn unknown_kind_truncation_and_eof() {
-        assert!(matches!(read_frame(&mut &[][..], 10), Err(WireError::Closed)));
+        assert!(matches!(
+            read_frame(&mut &[][..], 10),
+            Err(WireError::Closed)
+        ));
         let bad = [9u8, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(read_frame(&mut &bad[..], 10), Err(WireError::UnknownKind(9))));
+        assert!(matches!(
+            read_frame(&mut &bad[..], 10),
+            Err(WireError::UnknownKind(9))
+        ));
         let short = [3u8, 0, 0, 0, 5, 0, 0, 0, 1, 2];
-        assert!(matches!(read_frame(&mut &short[..], 10), Err(WireError::Io(_))));
+        assert!(matches!(
+            read_frame(&mut &short[..], 10),
+            Err(WireError::Io(_))
+        ));
         let half_header = [3u8, 0, 0];
-        assert!(matches!(read_frame(&mut &half_header[..], 10), Err(WireError::Io(_))));
+        assert!(matches!(
+            read_frame(&mut &half_header[..], 10),
+            Err(WireError::Io(_))
+        ));
     }
 
     #[test]
     fn wrong_kind_and_bad_json_are_errors() {
-        let f = Frame { kind: FrameKind::Hello, payload: b"{".to_vec() };
-        assert!(matches!(f.clone().expect(FrameKind::Exit), Err(WireError::Unexpected { .. })));
+        let f = Frame {
+            kind: FrameKind::Hello,
+            payload: b"{".to_vec(),
+        };
+        assert!(matches!(
+            f.clone().expect(FrameKind::Exit),
+            Err(WireError::Unexpected { .. })
+        ));
         assert!(matches!(
             f.expect_json::<serde_json::Value>(FrameKind::Hello),
             Err(WireError::Malformed { .. })

@@ -116,7 +116,10 @@ pub enum Outcome {
     /// `proc_exit(code)` or a return from `_start` / `run`.
     Exited { code: i32 },
     /// A WebAssembly trap.
-    Trapped { reason: String, backtrace: Vec<String> },
+    Trapped {
+        reason: String,
+        backtrace: Vec<String>,
+    },
     /// A limit enforced inside the exec.
     LimitExceeded { limit: Limit, detail: String },
     /// The workload could not be loaded or linked, or the exec failed.

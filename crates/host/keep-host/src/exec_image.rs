@@ -33,11 +33,14 @@ impl ExecImage {
             }
         }
         fs::create_dir_all(cache_dir)?;
-        let mut tmp = tempfile_in(cache_dir)?;
-        tmp.1.write_all(EXEC_BYTES)?;
-        tmp.1.sync_all()?;
-        fs::set_permissions(&tmp.0, fs::Permissions::from_mode(0o555))?;
-        fs::rename(&tmp.0, &path)?;
+        let (tmp_path, mut file) = tempfile_in(cache_dir)?;
+        file.write_all(EXEC_BYTES)?;
+        file.sync_all()?;
+        // Closed before it becomes visible: executing a file that some process still
+        // has open for writing fails with ETXTBSY.
+        drop(file);
+        fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o555))?;
+        fs::rename(&tmp_path, &path)?;
         Ok(Self { path })
     }
 
@@ -60,11 +63,17 @@ impl ExecImage {
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
     for attempt in 0..100u32 {
         let path = dir.join(format!(".keep-exec-{}-{attempt}.tmp", std::process::id()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
-    Err(std::io::Error::other("cannot create a temporary file for the exec"))
+    Err(std::io::Error::other(
+        "cannot create a temporary file for the exec",
+    ))
 }

@@ -47,7 +47,9 @@ pub struct PlatformInfo {
 
 /// Probes this machine. Reads only a few files under /dev, /sys and /proc.
 pub fn probe() -> PlatformInfo {
-    PlatformInfo { backends: vec![process(), kvm(), sev_snp(), tdx(), sgx()] }
+    PlatformInfo {
+        backends: vec![process(), kvm(), sev_snp(), tdx(), sgx()],
+    }
 }
 
 fn process() -> BackendStatus {
@@ -63,25 +65,50 @@ fn process() -> BackendStatus {
 fn kvm() -> BackendStatus {
     let dev = Path::new("/dev/kvm");
     let (available, detail) = if !dev.exists() {
-        (false, "/dev/kvm does not exist (no KVM module loaded, or not permitted in this VM)".to_string())
-    } else if std::fs::OpenOptions::new().read(true).write(true).open(dev).is_err() {
-        (false, "/dev/kvm exists but cannot be opened read-write by this user".to_string())
+        (
+            false,
+            "/dev/kvm does not exist (no KVM module loaded, or not permitted in this VM)"
+                .to_string(),
+        )
+    } else if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .is_err()
+    {
+        (
+            false,
+            "/dev/kvm exists but cannot be opened read-write by this user".to_string(),
+        )
     } else {
         let flavour = kvm_flavour();
-        (true, format!("/dev/kvm is usable ({flavour}); the KVM Keep is not implemented yet"))
+        (
+            true,
+            format!("/dev/kvm is usable ({flavour}); the KVM Keep is not implemented yet"),
+        )
     };
-    BackendStatus { backend: BackendKind::Kvm, available, implemented: false, detail }
+    BackendStatus {
+        backend: BackendKind::Kvm,
+        available,
+        implemented: false,
+        detail,
+    }
 }
 
 /// `kvm_pvm` (pagetable-based virtualization inside a VM), `kvm_intel` or `kvm_amd`.
 fn kvm_flavour() -> String {
     let modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
     for (module, text) in [
-        ("kvm_pvm", "PVM: guest code runs at CPL3 and privileged instructions are emulated"),
+        (
+            "kvm_pvm",
+            "PVM: guest code runs at CPL3 and privileged instructions are emulated",
+        ),
         ("kvm_intel", "Intel VT-x"),
         ("kvm_amd", "AMD-V"),
     ] {
-        if modules.lines().any(|l| l.split_whitespace().next() == Some(module))
+        if modules
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(module))
             || Path::new("/sys/module").join(module).exists()
         {
             return format!("{module}: {text}");
@@ -103,7 +130,12 @@ fn sev_snp() -> BackendStatus {
     } else {
         (false, "no SEV-SNP: kvm_amd sev_snp is not enabled, and neither /dev/sev-guest nor /sys/kernel/config/tsm/report exists".to_string())
     };
-    BackendStatus { backend: BackendKind::SevSnp, available, implemented: false, detail }
+    BackendStatus {
+        backend: BackendKind::SevSnp,
+        available,
+        implemented: false,
+        detail,
+    }
 }
 
 fn tdx() -> BackendStatus {
@@ -112,24 +144,47 @@ fn tdx() -> BackendStatus {
         .unwrap_or(false);
     let guest = Path::new("/dev/tdx_guest").exists();
     let (available, detail) = if host {
-        (true, "kvm_intel reports tdx=Y; backend not implemented yet".to_string())
+        (
+            true,
+            "kvm_intel reports tdx=Y; backend not implemented yet".to_string(),
+        )
     } else if guest {
-        (true, "this machine is itself a TDX guest (/dev/tdx_guest); backend not implemented yet".to_string())
+        (
+            true,
+            "this machine is itself a TDX guest (/dev/tdx_guest); backend not implemented yet"
+                .to_string(),
+        )
     } else {
-        (false, "no TDX: kvm_intel tdx is not enabled and /dev/tdx_guest does not exist".to_string())
+        (
+            false,
+            "no TDX: kvm_intel tdx is not enabled and /dev/tdx_guest does not exist".to_string(),
+        )
     };
-    BackendStatus { backend: BackendKind::Tdx, available, implemented: false, detail }
+    BackendStatus {
+        backend: BackendKind::Tdx,
+        available,
+        implemented: false,
+        detail,
+    }
 }
 
 fn sgx() -> BackendStatus {
     let enclave = Path::new("/dev/sgx_enclave").exists();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| s.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "sgx")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "sgx"))
+        })
         .unwrap_or(false);
     let (available, detail) = match (enclave, cpu) {
         (true, _) => (true, "/dev/sgx_enclave exists; backend not implemented yet".to_string()),
         (false, true) => (false, "the CPU reports sgx but /dev/sgx_enclave is missing (disabled in firmware or no driver)".to_string()),
         (false, false) => (false, "no SGX: the CPU does not report sgx and /dev/sgx_enclave does not exist".to_string()),
     };
-    BackendStatus { backend: BackendKind::Sgx, available, implemented: false, detail }
+    BackendStatus {
+        backend: BackendKind::Sgx,
+        available,
+        implemented: false,
+        detail,
+    }
 }

@@ -93,10 +93,29 @@ impl ProcessBackend {
 
         let output = Arc::new(AtomicU64::new(0));
         let relays = [
-            child.stdout.take().map(|s| relay(s.into(), stdout, &output, &killer, request.limits.output_bytes)),
-            child.stderr.take().map(|s| relay(s.into(), stderr, &output, &killer, request.limits.output_bytes)),
+            child.stdout.take().map(|s| {
+                relay(
+                    s.into(),
+                    stdout,
+                    &output,
+                    &killer,
+                    request.limits.output_bytes,
+                )
+            }),
+            child.stderr.take().map(|s| {
+                relay(
+                    s.into(),
+                    stderr,
+                    &output,
+                    &killer,
+                    request.limits.output_bytes,
+                )
+            }),
         ];
-        let watchdog = request.limits.wall.map(|wall| Watchdog::start(wall, killer.clone()));
+        let watchdog = request
+            .limits
+            .wall
+            .map(|wall| Watchdog::start(wall, killer.clone()));
 
         let report = converse(&mut channel, &request);
         let status = child.wait().map_err(LaunchError::Spawn)?;
@@ -120,7 +139,11 @@ impl ProcessBackend {
                 message: format!("the exec ended without a report ({status}): {e}"),
             },
         };
-        Ok(RunResult { outcome, report: report.ok(), host })
+        Ok(RunResult {
+            outcome,
+            report: report.ok(),
+            host,
+        })
     }
 
     fn spawn(&self, spec: &LaunchSpec, exec_end: UnixStream) -> Result<Child, LaunchError> {
@@ -132,8 +155,11 @@ impl ProcessBackend {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        cmd.fd_mappings(vec![FdMapping { parent_fd: OwnedFd::from(exec_end), child_fd: CHANNEL_FD }])
-            .map_err(|e| LaunchError::Channel(e.to_string()))?;
+        cmd.fd_mappings(vec![FdMapping {
+            parent_fd: OwnedFd::from(exec_end),
+            child_fd: CHANNEL_FD,
+        }])
+        .map_err(|e| LaunchError::Channel(e.to_string()))?;
         cmd.spawn().map_err(LaunchError::Spawn)
     }
 }
@@ -168,10 +194,15 @@ fn converse(channel: &mut UnixStream, request: &RunRequest) -> Result<ExitReport
     write_json(channel, FrameKind::Launch, &request.spec).map_err(ConverseError::Wire)?;
     write_frame(channel, FrameKind::Workload, &request.workload).map_err(ConverseError::Wire)?;
     loop {
-        let frame = read_frame(channel, keep_wire::MAX_CONTROL_FRAME).map_err(ConverseError::Wire)?;
+        let frame =
+            read_frame(channel, keep_wire::MAX_CONTROL_FRAME).map_err(ConverseError::Wire)?;
         match frame.kind {
             FrameKind::Started => continue,
-            _ => return frame.expect_json(FrameKind::Exit).map_err(ConverseError::Wire),
+            _ => {
+                return frame
+                    .expect_json(FrameKind::Exit)
+                    .map_err(ConverseError::Wire);
+            }
         }
     }
 }
@@ -184,8 +215,13 @@ struct Killer {
 
 impl Killer {
     fn new(child: &Child) -> Self {
-        let pid = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw);
-        Self { pid, reason: Mutex::new(None) }
+        let pid = i32::try_from(child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        Self {
+            pid,
+            reason: Mutex::new(None),
+        }
     }
 
     fn kill(&self, limit: Limit, detail: String) {
@@ -199,12 +235,18 @@ impl Killer {
     }
 
     fn reason(&self) -> Option<(Limit, String)> {
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn limit_data(&self, bytes: u64) {
         if let Some(pid) = self.pid {
-            let limit = rustix::process::Rlimit { current: Some(bytes), maximum: Some(bytes) };
+            let limit = rustix::process::Rlimit {
+                current: Some(bytes),
+                maximum: Some(bytes),
+            };
             let _ = rustix::process::prlimit(Some(pid), rustix::process::Resource::Data, limit);
         }
     }
@@ -288,7 +330,10 @@ fn children_usage() -> HostStats {
     match getrusage(UsageWho::RUSAGE_CHILDREN) {
         Ok(u) => {
             let tv = |t: nix::sys::time::TimeVal| {
-                Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().clamp(0, 999_999) as u32) * 1000)
+                Duration::new(
+                    t.tv_sec().max(0) as u64,
+                    (t.tv_usec().clamp(0, 999_999) as u32) * 1000,
+                )
             };
             HostStats {
                 peak_rss_bytes: (u.max_rss().max(0) as u64).saturating_mul(1024),

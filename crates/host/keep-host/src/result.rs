@@ -68,11 +68,15 @@ impl RunResult {
             }
             Outcome::LimitExceeded { limit, detail } => (
                 exit_code_for_limit(*limit),
-                Some(format!("keep: workload stopped at the {} limit: {detail}", limit.name())),
+                Some(format!(
+                    "keep: workload stopped at the {} limit: {detail}",
+                    limit.name()
+                )),
             ),
-            Outcome::Failed { message } => {
-                (EXIT_KEEP_ERROR, Some(format!("keep: cannot run the workload: {message}")))
-            }
+            Outcome::Failed { message } => (
+                EXIT_KEEP_ERROR,
+                Some(format!("keep: cannot run the workload: {message}")),
+            ),
         }
     }
 }
@@ -82,7 +86,11 @@ mod tests {
     use super::*;
 
     fn result(outcome: Outcome) -> RunResult {
-        RunResult { outcome, report: None, host: HostStats::default() }
+        RunResult {
+            outcome,
+            report: None,
+            host: HostStats::default(),
+        }
     }
 
     #[test]
@@ -96,10 +104,16 @@ mod tests {
         .exit_status();
         assert_eq!(trap.0, EXIT_TRAP);
         assert!(trap.1.unwrap().ends_with("wasm backtrace: h <- g"));
-        let codes: Vec<u8> = [Limit::Memory, Limit::Cpu, Limit::WallClock, Limit::Output, Limit::OpenFiles]
-            .into_iter()
-            .map(exit_code_for_limit)
-            .collect();
+        let codes: Vec<u8> = [
+            Limit::Memory,
+            Limit::Cpu,
+            Limit::WallClock,
+            Limit::Output,
+            Limit::OpenFiles,
+        ]
+        .into_iter()
+        .map(exit_code_for_limit)
+        .collect();
         let mut unique = codes.clone();
         unique.sort();
         unique.dedup();

@@ -16,14 +16,19 @@ pub fn adopt() -> Result<Channel, String> {
     // adopt an inherited descriptor).
     let fd = unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) };
     match rustix::fs::fstat(&fd) {
-        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket => {}
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket => {}
         Ok(_) => {
             std::mem::forget(fd);
-            return Err(format!("fd {CHANNEL_FD} is not a socket; keep-exec is started by `keep`, not by hand"));
+            return Err(format!(
+                "fd {CHANNEL_FD} is not a socket; keep-exec is started by `keep`, not by hand"
+            ));
         }
         Err(e) => {
             std::mem::forget(fd);
-            return Err(format!("no launch channel on fd {CHANNEL_FD} ({e}); keep-exec is started by `keep`, not by hand"));
+            return Err(format!(
+                "no launch channel on fd {CHANNEL_FD} ({e}); keep-exec is started by `keep`, not by hand"
+            ));
         }
     }
     let stream = UnixStream::from(fd);
@@ -43,6 +48,9 @@ pub fn hello(channel: &mut Channel) -> Result<(), WireError> {
     write_json(
         channel,
         FrameKind::Hello,
-        &Hello { protocol: PROTOCOL_VERSION, exec: concat!("keep-exec ", env!("CARGO_PKG_VERSION")) },
+        &Hello {
+            protocol: PROTOCOL_VERSION,
+            exec: concat!("keep-exec ", env!("CARGO_PKG_VERSION")),
+        },
     )
 }

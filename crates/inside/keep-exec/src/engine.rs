@@ -1,8 +1,8 @@
 //! The wasmtime engine as the exec configures it.
 
-use anyhow::Result;
 use keep_wire::LaunchSpec;
 use sha2::{Digest, Sha384};
+use wasmtime::Result;
 use wasmtime::{Config, Engine};
 
 /// Builds the engine for one launch. Epoch interruption is only compiled in when a

@@ -37,7 +37,11 @@ const TABLE_ELEMENT_BYTES: u64 = 8;
 
 impl MemoryLimiter {
     pub fn new(cap: Option<u64>) -> Self {
-        Self { cap, current: 0, peak: 0 }
+        Self {
+            cap,
+            current: 0,
+            peak: 0,
+        }
     }
 
     /// Peak bytes of memories and tables so far.
@@ -45,11 +49,11 @@ impl MemoryLimiter {
         self.peak
     }
 
-    fn grow(&mut self, current: u64, desired: u64, what: &str) -> anyhow::Result<bool> {
+    fn grow(&mut self, current: u64, desired: u64, what: &str) -> wasmtime::Result<bool> {
         let total = self.current.saturating_sub(current).saturating_add(desired);
         if let Some(cap) = self.cap {
             if total > cap {
-                return Err(LimitHit {
+                return Err(wasmtime::Error::new(LimitHit {
                     limit: Limit::Memory,
                     detail: format!(
                         "{what} growth to {} would bring the workload to {} of {} allowed",
@@ -57,8 +61,7 @@ impl MemoryLimiter {
                         human_bytes(total),
                         human_bytes(cap)
                     ),
-                }
-                .into());
+                }));
             }
         }
         self.current = total;
@@ -73,7 +76,7 @@ impl ResourceLimiter for MemoryLimiter {
         current: usize,
         desired: usize,
         _maximum: Option<usize>,
-    ) -> anyhow::Result<bool> {
+    ) -> wasmtime::Result<bool> {
         self.grow(current as u64, desired as u64, "linear memory")
     }
 
@@ -82,7 +85,7 @@ impl ResourceLimiter for MemoryLimiter {
         current: usize,
         desired: usize,
         _maximum: Option<usize>,
-    ) -> anyhow::Result<bool> {
+    ) -> wasmtime::Result<bool> {
         self.grow(
             (current as u64).saturating_mul(TABLE_ELEMENT_BYTES),
             (desired as u64).saturating_mul(TABLE_ELEMENT_BYTES),
@@ -100,13 +103,20 @@ pub fn human_bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Process CPU time so far.
 pub fn cpu_time() -> Duration {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Ticks the engine's epoch while a CPU budget is in force.
@@ -146,15 +156,14 @@ pub fn install_cpu_budget<T: 'static>(store: &mut wasmtime::Store<T>, budget: Du
     store.epoch_deadline_callback(move |_| {
         let used = cpu_time().saturating_sub(start);
         if used > budget {
-            Err(LimitHit {
+            Err(wasmtime::Error::new(LimitHit {
                 limit: Limit::Cpu,
                 detail: format!(
                     "used {} ms of CPU time, budget {} ms",
                     used.as_millis(),
                     budget.as_millis()
                 ),
-            }
-            .into())
+            }))
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))
         }

@@ -17,8 +17,8 @@ mod channel;
 mod engine;
 mod limits;
 mod outcome;
+mod p1_extras;
 mod p1_run;
-mod p1_sockets;
 mod p2_run;
 mod wasi;
 

@@ -44,7 +44,9 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
     }
     let _ticker = spec.limits.cpu_ms.map(|_| EpochTicker::start(&engine));
     let cpu_budget = spec.limits.cpu_ms.map(Duration::from_millis);
-    let mut measured = Measured { peak_memory_bytes: 0 };
+    let mut measured = Measured {
+        peak_memory_bytes: 0,
+    };
     let result = match compiled {
         Compiled::Module(m) => p1_run::run(&engine, &m, spec, cpu_budget, &mut measured),
         Compiled::Component(c) => p2_run::run(&engine, &c, spec, cpu_budget, &mut measured),
@@ -63,7 +65,37 @@ enum Compiled {
 }
 
 fn failed(message: String, stats: RunStats) -> ExitReport {
-    ExitReport { outcome: Outcome::Failed { message }, stats }
+    ExitReport {
+        outcome: Outcome::Failed { message },
+        stats,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compress_backtrace;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn backtraces_fold_repeats_and_stay_short() {
+        assert_eq!(
+            compress_backtrace(&names(&["h", "g", "f"])),
+            names(&["h", "g", "f"])
+        );
+        let mut deep = vec!["recurse".to_string(); 5000];
+        deep.push("_start".into());
+        assert_eq!(
+            compress_backtrace(&deep),
+            names(&["recurse x5000", "_start"])
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
+        let short = compress_backtrace(&many);
+        assert_eq!(short.len(), 17);
+        assert_eq!(short[16], "... 84 more frames");
+    }
 }
 
 fn micros(d: Duration) -> u64 {
@@ -71,15 +103,18 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Sorts an error from running the workload into exit, limit, trap or failure.
-pub fn classify(err: anyhow::Error) -> Outcome {
+pub fn classify(err: wasmtime::Error) -> Outcome {
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return Outcome::Exited { code: exit.0 };
     }
     if let Some(hit) = err.downcast_ref::<LimitHit>() {
-        return Outcome::LimitExceeded { limit: hit.limit, detail: hit.detail.clone() };
+        return Outcome::LimitExceeded {
+            limit: hit.limit,
+            detail: hit.detail.clone(),
+        };
     }
     if let Some(trap) = err.downcast_ref::<Trap>() {
-        let backtrace = err
+        let frames: Vec<String> = err
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| {
                 bt.frames()
@@ -91,13 +126,49 @@ pub fn classify(err: anyhow::Error) -> Outcome {
                     .collect()
             })
             .unwrap_or_default();
-        return Outcome::Trapped { reason: trap.to_string(), backtrace };
+        let backtrace = compress_backtrace(&frames);
+        let reason = trap.to_string();
+        let reason = reason
+            .strip_prefix("wasm trap: ")
+            .unwrap_or(&reason)
+            .to_string();
+        return Outcome::Trapped { reason, backtrace };
     }
-    Outcome::Failed { message: one_line(&err) }
+    Outcome::Failed {
+        message: one_line(&err),
+    }
+}
+
+/// Frames shown at most; deep recursion would otherwise make a huge line.
+const MAX_FRAMES: usize = 16;
+
+/// Folds runs of the same function (`recurse x1000`) and keeps the innermost
+/// frames, so the report stays one readable line and a small frame.
+pub fn compress_backtrace(frames: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < frames.len() && out.len() < MAX_FRAMES {
+        let run = frames[i..].iter().take_while(|f| **f == frames[i]).count();
+        let name: String = frames[i].chars().take(200).collect();
+        out.push(if run > 1 {
+            format!("{name} x{run}")
+        } else {
+            name
+        });
+        i += run;
+    }
+    if i < frames.len() {
+        out.push(format!("... {} more frames", frames.len() - i));
+    }
+    out
 }
 
 /// An error chain on one line.
-pub fn one_line(err: &anyhow::Error) -> String {
+pub fn one_line(err: &wasmtime::Error) -> String {
     let text = format!("{err:#}");
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use keep_wire::LaunchSpec;
+use wasmtime::error::Context as _;
 use wasmtime::{Engine, Linker, Module, Store};
+use wasmtime::{Result, bail};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::limits::{MemoryLimiter, install_cpu_budget};
 use crate::outcome::Measured;
-use crate::p1_sockets::{self, P1Host, Sockets};
+use crate::p1_extras::{self, P1Host, Sockets};
 use crate::wasi;
 
 struct State {
@@ -48,7 +49,11 @@ pub fn run(
     let wasi = wasi::builder(spec, holder.as_ref().map(|d| d.path()))?.build_p1();
     let mut store = Store::new(
         engine,
-        State { wasi, sockets, limiter: MemoryLimiter::new(spec.limits.memory_bytes) },
+        State {
+            wasi,
+            sockets,
+            limiter: MemoryLimiter::new(spec.limits.memory_bytes),
+        },
     );
     store.limiter(|s| &mut s.limiter);
     if let Some(budget) = cpu_budget {
@@ -56,7 +61,7 @@ pub fn run(
     }
     let mut linker: Linker<State> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)?;
-    p1_sockets::add_to_linker(&mut linker)?;
+    p1_extras::add_to_linker(&mut linker)?;
     let result = linker
         .instantiate(&mut store, module)
         .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))

@@ -4,15 +4,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{Context, Result};
 use keep_wire::{LaunchSpec, SocketKind, StdioTarget};
+use wasmtime::Result;
+use wasmtime::error::Context as _;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// Starts a builder with args, env, stdio and preopened directories. With
 /// `socket_holder`, each declared socket also gets a hidden read-only preopen of that
-/// (empty) directory after the real ones: see `p1_sockets`.
-pub fn builder(spec: &LaunchSpec, socket_holder: Option<&std::path::Path>) -> Result<WasiCtxBuilder> {
+/// (empty) directory after the real ones: see `p1_extras`.
+pub fn builder(
+    spec: &LaunchSpec,
+    socket_holder: Option<&std::path::Path>,
+) -> Result<WasiCtxBuilder> {
     let mut b = WasiCtxBuilder::new();
     b.arg(&spec.program_name);
     b.args(&spec.args);
@@ -27,14 +31,27 @@ pub fn builder(spec: &LaunchSpec, socket_holder: Option<&std::path::Path>) -> Re
         b.inherit_stderr();
     }
     for dir in &spec.dirs {
-        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
         b.preopened_dir(&dir.source, &dir.guest_path, perms)
-            .with_context(|| format!("cannot open directory {} for {}", dir.source, dir.guest_path))?;
+            .with_context(|| {
+                format!(
+                    "cannot open directory {} for {}",
+                    dir.source, dir.guest_path
+                )
+            })?;
     }
     if let Some(holder) = socket_holder {
         for s in &spec.sockets {
-            b.preopened_dir(holder, format!("/.keep-socket/{}", s.name), FsPerms::ReadOnly)
-                .context("cannot prepare the socket descriptors")?;
+            b.preopened_dir(
+                holder,
+                format!("/.keep-socket/{}", s.name),
+                FsPerms::ReadOnly,
+            )
+            .context("cannot prepare the socket descriptors")?;
         }
     } else {
         allow_declared_network(&mut b, spec);
@@ -70,5 +87,8 @@ pub fn parse_ip(host: &str) -> Option<IpAddr> {
     if host == "localhost" {
         return Some(IpAddr::from([127, 0, 0, 1]));
     }
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
