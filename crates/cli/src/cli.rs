@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a WASI workload (preview 1 module or preview 2 component) in a Keep.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write a starter Keep.toml.
     Init(InitArgs),
     /// Facts about this machine.
@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// Cap on files and sockets the workload may hold open at once.
     #[arg(long, value_name = "N")]
     pub max_files: Option<u32>,
+    /// Compile the workload afresh instead of reusing compiled code cached on this
+    /// host (the cache is keyed by the workload's digest and the engine's settings).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Print peak memory, CPU time and wall time on stderr when the workload ends.
     #[arg(long)]
     pub stats: bool,

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let result = match cli.command {
-        cli::Command::Run(args) => run::run(args),
+        cli::Command::Run(args) => run::run(*args),
         cli::Command::Init(args) => init::init(args),
         cli::Command::Platform(cli::PlatformCommand::Info(args)) => platform::info(args),
     };

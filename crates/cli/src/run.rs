@@ -35,9 +35,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     for w in &manifest.warnings {
         eprintln!("keep: warning: {w}");
     }
-    let (spec, host_limits) = launch_spec(&args, &manifest)?;
+    let (mut spec, host_limits) = launch_spec(&args, &manifest)?;
+    let cache_dir = keep_host::ExecImage::default_cache_dir();
+    if !args.no_cache {
+        spec.compile_cache_dir = Some(cache_dir.join("modules").display().to_string());
+    }
 
-    let backend = ProcessBackend::new(&keep_host::ExecImage::default_cache_dir())?;
+    let backend = ProcessBackend::new(&cache_dir)?;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
@@ -140,6 +144,7 @@ fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostL
         },
         workload_sha384: None,
         parallel_compilation: true,
+        compile_cache_dir: None,
     };
     let host = HostLimits {
         wall: wall.map(Duration::from_millis),

@@ -330,3 +330,54 @@ fn manifest_limits_and_env_apply() {
     );
     assert_one_line(&o, 152, &["budget 200 ms"]);
 }
+
+#[test]
+fn compiled_code_cache_never_changes_what_runs() {
+    let cache = tempfile::tempdir().unwrap();
+    let run_with_cache = |args: &[&str]| {
+        let mut cmd = common::keep();
+        cmd.env("KEEP_CACHE_DIR", cache.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let hello = fixture("hello.wasm");
+    let first = run_with_cache(&["run", &hello]);
+    assert_eq!(stdout(&first), "Hello from inside a Keep!\n");
+    let entries = walk_files(&cache.path().join("modules"));
+    assert!(!entries.is_empty(), "nothing cached");
+    // A cache hit runs the same thing.
+    let second = run_with_cache(&["run", &hello]);
+    assert_eq!(stdout(&second), "Hello from inside a Keep!\n");
+    // Another workload of the same size with one byte changed in its data is not
+    // served from hello's entry.
+    let mut bytes = std::fs::read(&hello).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"Hello").unwrap();
+    bytes[at] = b'J';
+    let other = cache.path().join("jello.wasm");
+    std::fs::write(&other, &bytes).unwrap();
+    let third = run_with_cache(&["run", other.to_str().unwrap()]);
+    assert_eq!(stdout(&third), "Jello from inside a Keep!\n");
+    // Another engine configuration (a CPU budget adds epoch checks) is another key.
+    let fourth = run_with_cache(&["run", "--cpu", "10s", &hello]);
+    assert_eq!(stdout(&fourth), "Hello from inside a Keep!\n");
+    assert!(walk_files(&cache.path().join("modules")).len() > entries.len());
+    // --no-cache still runs.
+    let fifth = run_with_cache(&["run", "--no-cache", &hello]);
+    assert_eq!(stdout(&fifth), "Hello from inside a Keep!\n");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -28,6 +28,12 @@ pub struct LaunchSpec {
     pub workload_sha384: Option<String>,
     /// Compile with several threads (off inside the KVM Keep).
     pub parallel_compilation: bool,
+    /// Directory for compiled-code caching across runs (process backend only; a
+    /// Keep whose memory the host cannot read never loads code from the host's disk).
+    /// Entries are keyed by SHA-256 of the workload bytes, the engine configuration
+    /// and the runtime version, so a hit is always the same workload compiled the
+    /// same way.
+    pub compile_cache_dir: Option<String>,
 }
 
 /// Where one standard stream goes.

@@ -27,10 +27,11 @@ impl ExecImage {
     /// A file of the wrong size there is replaced.
     pub fn materialize(cache_dir: &Path) -> std::io::Result<Self> {
         let path = cache_dir.join(format!("keep-exec-{}", &EXEC_SHA384[..32]));
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.len() == EXEC_BYTES.len() as u64 && meta.permissions().mode() & 0o111 != 0 {
-                return Ok(Self { path });
-            }
+        if let Ok(meta) = fs::metadata(&path)
+            && meta.len() == EXEC_BYTES.len() as u64
+            && meta.permissions().mode() & 0o111 != 0
+        {
+            return Ok(Self { path });
         }
         fs::create_dir_all(cache_dir)?;
         let (tmp_path, mut file) = tempfile_in(cache_dir)?;

@@ -276,14 +276,14 @@ fn relay(
             };
             let before = total.fetch_add(n as u64, Ordering::Relaxed);
             let mut allowed = n;
-            if let Some(cap) = cap {
-                if before + n as u64 > cap {
-                    allowed = cap.saturating_sub(before).min(n as u64) as usize;
-                    killer.kill(
-                        Limit::Output,
-                        format!("wrote more than {cap} bytes to stdout and stderr"),
-                    );
-                }
+            if let Some(cap) = cap
+                && before + n as u64 > cap
+            {
+                allowed = cap.saturating_sub(before).min(n as u64) as usize;
+                killer.kill(
+                    Limit::Output,
+                    format!("wrote more than {cap} bytes to stdout and stderr"),
+                );
             }
             if sink_ok && allowed > 0 && sink.write_all(&buf[..allowed]).is_err() {
                 // The reader went away (e.g. `| head`); keep draining so the Keep

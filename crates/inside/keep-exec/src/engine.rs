@@ -12,6 +12,11 @@ pub fn build(spec: &LaunchSpec) -> Result<Engine> {
     config.parallel_compilation(spec.parallel_compilation);
     config.epoch_interruption(spec.limits.cpu_ms.is_some());
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    if let Some(dir) = &spec.compile_cache_dir {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(wasmtime::Cache::new(cache)?));
+    }
     Engine::new(&config)
 }
 
