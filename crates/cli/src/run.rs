@@ -52,8 +52,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             workload,
             limits: host_limits,
         },
-        Box::new(out),
-        Box::new(err),
+        out,
+        err,
     )?;
     Ok(report(&args, &result))
 }
@@ -224,12 +224,12 @@ fn report(args: &RunArgs, result: &RunResult) -> ExitCode {
                 .unwrap_or(0);
             let _ = writeln!(
                 err,
-                "keep: stats: peak memory {:.1} MiB (linear memory {:.1} MiB), cpu {:.3} s, wall {:.3} s, output {} bytes",
+                "keep: stats: peak memory {:.1} MiB (linear memory {:.1} MiB), cpu {:.3} s, wall {:.3} s{}",
                 h.peak_rss_bytes as f64 / 1048576.0,
                 linear as f64 / 1048576.0,
                 h.cpu_time.as_secs_f64(),
                 h.wall_time.as_secs_f64(),
-                h.output_bytes
+                h.output_bytes.map(|b| format!(", output {b} bytes")).unwrap_or_default()
             );
         }
     }

@@ -31,11 +31,20 @@ pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
         cmd.stdin(Stdio::piped());
     }
     let mut child = cmd.spawn().expect("spawn keep");
-    if let Some(input) = stdin {
+    // Feed stdin from another thread: the workload may fill stdout before it has
+    // read all of its input.
+    let feeder = stdin.map(|input| {
         let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input).expect("write stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let output = child.wait_with_output().expect("wait keep");
+    if let Some(f) = feeder {
+        f.join().expect("stdin feeder");
     }
-    child.wait_with_output().expect("wait keep")
+    output
 }
 
 pub fn stdout(o: &Output) -> String {

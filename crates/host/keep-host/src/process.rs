@@ -75,43 +75,39 @@ impl ProcessBackend {
         Ok(Self { exec })
     }
 
-    /// Runs one workload to its end, relaying its stdout and stderr to the given sinks.
+    /// Runs one workload to its end. Its stdout and stderr go to the given files:
+    /// relayed and counted by the host when an output cap is set, handed to the
+    /// Keep directly otherwise (nothing to enforce, and no extra copy).
     pub fn run(
         &self,
         request: RunRequest,
-        stdout: Box<dyn Write + Send>,
-        stderr: Box<dyn Write + Send>,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
     ) -> Result<RunResult, LaunchError> {
         let started = Instant::now();
         let (mut channel, exec_end) =
             UnixStream::pair().map_err(|e| LaunchError::Channel(e.to_string()))?;
-        let mut child = self.spawn(&request.spec, exec_end)?;
+        let counted = request.limits.output_bytes.is_some();
+        let (stdout, stderr, out_sinks) = if counted {
+            (Stdio::piped(), Stdio::piped(), Some((stdout, stderr)))
+        } else {
+            (Stdio::from(stdout), Stdio::from(stderr), None)
+        };
+        let mut child = self.spawn(&request.spec, exec_end, stdout, stderr)?;
         let killer = Arc::new(Killer::new(&child));
         if let Some(cap) = request.limits.memory_bytes {
             killer.limit_data(cap.saturating_add(RUNTIME_MEMORY_SLACK));
         }
 
         let output = Arc::new(AtomicU64::new(0));
-        let relays = [
-            child.stdout.take().map(|s| {
-                relay(
-                    s.into(),
-                    stdout,
-                    &output,
-                    &killer,
-                    request.limits.output_bytes,
-                )
-            }),
-            child.stderr.take().map(|s| {
-                relay(
-                    s.into(),
-                    stderr,
-                    &output,
-                    &killer,
-                    request.limits.output_bytes,
-                )
-            }),
-        ];
+        let cap = request.limits.output_bytes;
+        let relays = match out_sinks {
+            Some((out, err)) => [
+                child.stdout.take().map(|s| relay(s.into(), out, &output, &killer, cap)),
+                child.stderr.take().map(|s| relay(s.into(), err, &output, &killer, cap)),
+            ],
+            None => [None, None],
+        };
         let watchdog = request
             .limits
             .wall
@@ -127,7 +123,7 @@ impl ProcessBackend {
         }
         let host = HostStats {
             wall_time: started.elapsed(),
-            output_bytes: output.load(Ordering::Relaxed),
+            output_bytes: counted.then(|| output.load(Ordering::Relaxed)),
             ..children_usage()
         };
 
@@ -146,15 +142,21 @@ impl ProcessBackend {
         })
     }
 
-    fn spawn(&self, spec: &LaunchSpec, exec_end: UnixStream) -> Result<Child, LaunchError> {
+    fn spawn(
+        &self,
+        spec: &LaunchSpec,
+        exec_end: UnixStream,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<Child, LaunchError> {
         let mut cmd = Command::new(&self.exec.path);
         cmd.env_clear()
             .stdin(match spec.stdio[0] {
                 StdioTarget::Inherit => Stdio::inherit(),
                 StdioTarget::Null => Stdio::null(),
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(stdout)
+            .stderr(stderr);
         cmd.fd_mappings(vec![FdMapping {
             parent_fd: OwnedFd::from(exec_end),
             child_fd: CHANNEL_FD,
@@ -253,49 +255,79 @@ impl Killer {
 }
 
 /// Copies one output stream of the Keep to a sink, counting bytes against the cap.
+/// Uses `splice(2)` (no copy through user space) when the sink allows it, and
+/// plain reads and writes otherwise (e.g. a terminal).
 fn relay(
     source: OwnedFd,
-    mut sink: Box<dyn Write + Send>,
+    sink: std::fs::File,
     total: &Arc<AtomicU64>,
     killer: &Arc<Killer>,
     cap: Option<u64>,
 ) -> thread::JoinHandle<()> {
     let total = total.clone();
     let killer = killer.clone();
-    let _ = rustix::pipe::fcntl_setpipe_size(&source, 1 << 20);
-    let mut source = std::fs::File::from(source);
+    let _ = rustix::pipe::fcntl_setpipe_size(&source, RELAY_CHUNK);
     thread::spawn(move || {
-        let mut buf = vec![0u8; 1 << 18];
-        let mut sink_ok = true;
+        let mut relay = Relay { source: std::fs::File::from(source), sink, sink_ok: true, splice: true };
         loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
+            let allowed = cap.map(|cap| cap.saturating_sub(total.load(Ordering::Relaxed)));
+            let moved = match relay.step(allowed) {
+                Ok(0) | Err(_) => break,
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
             };
-            let before = total.fetch_add(n as u64, Ordering::Relaxed);
-            let mut allowed = n;
-            if let Some(cap) = cap
-                && before + n as u64 > cap
-            {
-                allowed = cap.saturating_sub(before).min(n as u64) as usize;
-                killer.kill(
-                    Limit::Output,
-                    format!("wrote more than {cap} bytes to stdout and stderr"),
-                );
-            }
-            if sink_ok && allowed > 0 && sink.write_all(&buf[..allowed]).is_err() {
-                // The reader went away (e.g. `| head`); keep draining so the Keep
-                // never blocks on a full pipe.
-                sink_ok = false;
-            }
-            if allowed < n {
-                break;
+            let now = total.fetch_add(moved as u64, Ordering::Relaxed) + moved as u64;
+            if let Some(cap) = cap {
+                if now > cap {
+                    killer.kill(Limit::Output, format!("wrote more than {cap} bytes to stdout and stderr"));
+                    break;
+                }
             }
         }
-        let _ = sink.flush();
+        let _ = relay.sink.flush();
     })
+}
+
+/// Bytes moved per step, and the pipe size asked for.
+const RELAY_CHUNK: usize = 1 << 20;
+
+struct Relay {
+    source: std::fs::File,
+    sink: std::fs::File,
+    /// False once the reader went away (e.g. `| head`): keep draining so the Keep
+    /// never blocks on a full pipe.
+    sink_ok: bool,
+    splice: bool,
+}
+
+impl Relay {
+    /// Moves what the Keep wrote; returns how many bytes it read (0 at end of
+    /// stream). Passes on at most `allowed` bytes (None: no cap); reading more than
+    /// that is how the cap is found exceeded.
+    fn step(&mut self, allowed: Option<u64>) -> io::Result<usize> {
+        let room = allowed.map_or(true, |a| a >= RELAY_CHUNK as u64);
+        if self.splice && self.sink_ok && room {
+            match rustix::pipe::splice(&self.source, None, &self.sink, None, RELAY_CHUNK, rustix::pipe::SpliceFlags::MOVE) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => return self.step(allowed),
+                Err(rustix::io::Errno::PIPE) => self.sink_ok = false,
+                // The sink does not take splice (a terminal, say): copy instead.
+                Err(_) => self.splice = false,
+            }
+        }
+        let mut buf = vec![0u8; 1 << 18];
+        let n = loop {
+            match self.source.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let pass = allowed.map_or(n, |a| n.min(usize::try_from(a).unwrap_or(usize::MAX)));
+        if self.sink_ok && pass > 0 && self.sink.write_all(&buf[..pass]).is_err() {
+            self.sink_ok = false;
+        }
+        Ok(n)
+    }
 }
 
 /// Kills the Keep when its wall-clock time is up.

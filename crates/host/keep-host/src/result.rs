@@ -30,8 +30,9 @@ pub struct HostStats {
     pub cpu_time: Duration,
     /// Wall-clock time from launch to exit.
     pub wall_time: Duration,
-    /// Bytes relayed from the workload's stdout and stderr.
-    pub output_bytes: u64,
+    /// Bytes relayed from the workload's stdout and stderr (counted only when an
+    /// output cap is set: otherwise the Keep writes to them directly).
+    pub output_bytes: Option<u64>,
 }
 
 /// The result of one run.

@@ -126,13 +126,19 @@ impl Sockets {
 }
 
 /// Adds the shadowing imports to a linker that already has wasmtime's preview 1.
-pub fn add_to_linker<T: P1Host>(linker: &mut Linker<T>) -> Result<()> {
+/// The descriptor layer (sockets, open-files count) is only installed when
+/// `descriptors` is true: a workload without sockets or an open-files limit calls
+/// wasmtime's functions directly and pays nothing for it.
+pub fn add_to_linker<T: P1Host>(linker: &mut Linker<T>, descriptors: bool) -> Result<()> {
     const M: &str = "wasi_snapshot_preview1";
     linker.allow_shadowing(true);
 
     linker.func_wrap(M, "proc_exit", |code: i32| -> Result<()> {
         Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(code)))
     })?;
+    if !descriptors {
+        return Ok(());
+    }
 
     linker.func_wrap(
         M,

@@ -61,7 +61,8 @@ pub fn run(
     }
     let mut linker: Linker<State> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)?;
-    p1_extras::add_to_linker(&mut linker)?;
+    let descriptors = !spec.sockets.is_empty() || spec.limits.open_files.is_some();
+    p1_extras::add_to_linker(&mut linker, descriptors)?;
     let result = linker
         .instantiate(&mut store, module)
         .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
