@@ -212,6 +212,9 @@ fn report(args: &RunArgs, result: &RunResult) -> ExitCode {
         });
         let _ = writeln!(err, "{value}");
     } else {
+        for w in &result.warnings {
+            let _ = writeln!(err, "keep: warning: {w}");
+        }
         if let Some(line) = &message {
             let _ = writeln!(err, "{line}");
         }
@@ -229,7 +232,9 @@ fn report(args: &RunArgs, result: &RunResult) -> ExitCode {
                 linear as f64 / 1048576.0,
                 h.cpu_time.as_secs_f64(),
                 h.wall_time.as_secs_f64(),
-                h.output_bytes.map(|b| format!(", output {b} bytes")).unwrap_or_default()
+                h.output_bytes
+                    .map(|b| format!(", output {b} bytes"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -381,3 +381,20 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn open_files_limit_on_a_component_is_a_warning_not_a_silent_no_op() {
+    let o = run(
+        &["run", "--max-files", "4", &fixture("hello_component.wasm")],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    assert!(
+        stderr(&o).contains(
+            "keep: warning: the open-files limit (4) is enforced for preview 1 modules only"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

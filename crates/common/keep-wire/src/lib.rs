@@ -14,7 +14,7 @@
 //! exec -> host   Hello        {"protocol":1,"exec":"keep-exec 0.1.0"}
 //! host -> exec   Launch       LaunchSpec (JSON)
 //! host -> exec   Workload     raw bytes of the .wasm module or component
-//! exec -> host   Started      {} (compiled, about to run the workload)
+//! exec -> host   Started      Started (JSON: workload kind, warnings), about to run it
 //! exec -> host   Exit         ExitReport (JSON), then the exec exits
 //! ```
 
@@ -23,7 +23,7 @@ mod spec;
 
 pub use frame::{Frame, FrameKind, WireError, read_frame, write_frame, write_json};
 pub use spec::{
-    DirSpec, ExitReport, FdSpec, LaunchSpec, Limit, Limits, Outcome, RunStats, SocketKind,
+    DirSpec, ExitReport, FdSpec, LaunchSpec, Limit, Limits, Outcome, RunStats, SocketKind, Started,
     StdioTarget,
 };
 

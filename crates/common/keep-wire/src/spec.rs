@@ -132,6 +132,15 @@ pub enum Outcome {
     Failed { message: String },
 }
 
+/// Sent once the workload compiled, just before it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// `module` (WASI preview 1) or `component` (WASI preview 2).
+    pub kind: String,
+    /// Things the tenant should know, e.g. a limit that does not apply to this kind.
+    pub warnings: Vec<String>,
+}
+
 /// Resource use measured inside the exec.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStats {

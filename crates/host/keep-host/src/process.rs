@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use keep_wire::{
-    CHANNEL_FD, ExitReport, FrameKind, LaunchSpec, Limit, Outcome, PROTOCOL_VERSION, StdioTarget,
-    WireError, read_frame, write_frame, write_json,
+    CHANNEL_FD, ExitReport, FrameKind, LaunchSpec, Limit, Outcome, PROTOCOL_VERSION, Started,
+    StdioTarget, WireError, read_frame, write_frame, write_json,
 };
 use thiserror::Error;
 
@@ -103,8 +103,14 @@ impl ProcessBackend {
         let cap = request.limits.output_bytes;
         let relays = match out_sinks {
             Some((out, err)) => [
-                child.stdout.take().map(|s| relay(s.into(), out, &output, &killer, cap)),
-                child.stderr.take().map(|s| relay(s.into(), err, &output, &killer, cap)),
+                child
+                    .stdout
+                    .take()
+                    .map(|s| relay(s.into(), out, &output, &killer, cap)),
+                child
+                    .stderr
+                    .take()
+                    .map(|s| relay(s.into(), err, &output, &killer, cap)),
             ],
             None => [None, None],
         };
@@ -113,7 +119,8 @@ impl ProcessBackend {
             .wall
             .map(|wall| Watchdog::start(wall, killer.clone()));
 
-        let report = converse(&mut channel, &request);
+        let mut warnings = Vec::new();
+        let report = converse(&mut channel, &request, &mut warnings);
         let status = child.wait().map_err(LaunchError::Spawn)?;
         if let Some(w) = watchdog {
             w.stop();
@@ -139,6 +146,7 @@ impl ProcessBackend {
             outcome,
             report: report.ok(),
             host,
+            warnings,
         })
     }
 
@@ -186,7 +194,11 @@ struct Hello {
 }
 
 /// The host's half of the launch protocol.
-fn converse(channel: &mut UnixStream, request: &RunRequest) -> Result<ExitReport, ConverseError> {
+fn converse(
+    channel: &mut UnixStream,
+    request: &RunRequest,
+    warnings: &mut Vec<String>,
+) -> Result<ExitReport, ConverseError> {
     let hello: Hello = read_frame(channel, keep_wire::MAX_CONTROL_FRAME)
         .and_then(|f| f.expect_json(FrameKind::Hello))
         .map_err(ConverseError::Wire)?;
@@ -199,7 +211,19 @@ fn converse(channel: &mut UnixStream, request: &RunRequest) -> Result<ExitReport
         let frame =
             read_frame(channel, keep_wire::MAX_CONTROL_FRAME).map_err(ConverseError::Wire)?;
         match frame.kind {
-            FrameKind::Started => continue,
+            FrameKind::Started => {
+                let started: Started = frame
+                    .expect_json(FrameKind::Started)
+                    .map_err(ConverseError::Wire)?;
+                // Bounded: at most a few short lines are kept from the exec.
+                warnings.extend(
+                    started
+                        .warnings
+                        .into_iter()
+                        .take(8)
+                        .map(|w| w.chars().take(300).collect()),
+                );
+            }
             _ => {
                 return frame
                     .expect_json(FrameKind::Exit)
@@ -268,7 +292,12 @@ fn relay(
     let killer = killer.clone();
     let _ = rustix::pipe::fcntl_setpipe_size(&source, RELAY_CHUNK);
     thread::spawn(move || {
-        let mut relay = Relay { source: std::fs::File::from(source), sink, sink_ok: true, splice: true };
+        let mut relay = Relay {
+            source: std::fs::File::from(source),
+            sink,
+            sink_ok: true,
+            splice: true,
+        };
         loop {
             let allowed = cap.map(|cap| cap.saturating_sub(total.load(Ordering::Relaxed)));
             let moved = match relay.step(allowed) {
@@ -278,7 +307,10 @@ fn relay(
             let now = total.fetch_add(moved as u64, Ordering::Relaxed) + moved as u64;
             if let Some(cap) = cap {
                 if now > cap {
-                    killer.kill(Limit::Output, format!("wrote more than {cap} bytes to stdout and stderr"));
+                    killer.kill(
+                        Limit::Output,
+                        format!("wrote more than {cap} bytes to stdout and stderr"),
+                    );
                     break;
                 }
             }
@@ -306,7 +338,14 @@ impl Relay {
     fn step(&mut self, allowed: Option<u64>) -> io::Result<usize> {
         let room = allowed.map_or(true, |a| a >= RELAY_CHUNK as u64);
         if self.splice && self.sink_ok && room {
-            match rustix::pipe::splice(&self.source, None, &self.sink, None, RELAY_CHUNK, rustix::pipe::SpliceFlags::MOVE) {
+            match rustix::pipe::splice(
+                &self.source,
+                None,
+                &self.sink,
+                None,
+                RELAY_CHUNK,
+                rustix::pipe::SpliceFlags::MOVE,
+            ) {
                 Ok(n) => return Ok(n),
                 Err(rustix::io::Errno::INTR) => return self.step(allowed),
                 Err(rustix::io::Errno::PIPE) => self.sink_ok = false,

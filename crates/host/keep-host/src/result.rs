@@ -43,6 +43,8 @@ pub struct RunResult {
     /// What the exec reported (linear memory peak, compile time), if it reported.
     pub report: Option<ExitReport>,
     pub host: HostStats,
+    /// What the exec said the tenant should know (at most a few short lines).
+    pub warnings: Vec<String>,
 }
 
 impl RunResult {
@@ -91,6 +93,7 @@ mod tests {
             outcome,
             report: None,
             host: HostStats::default(),
+            warnings: Vec::new(),
         }
     }
 

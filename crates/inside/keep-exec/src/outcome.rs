@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use keep_wire::{ExitReport, FrameKind, LaunchSpec, Outcome, RunStats, write_frame};
+use keep_wire::{ExitReport, FrameKind, LaunchSpec, Outcome, RunStats, Started, write_json};
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
@@ -39,7 +39,19 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         Ok(c) => c,
         Err(e) => return failed(format!("invalid WebAssembly: {}", one_line(&e)), stats),
     };
-    if let Err(e) = write_frame(channel, FrameKind::Started, b"{}") {
+    let mut started = Started {
+        kind: "module".into(),
+        warnings: Vec::new(),
+    };
+    if kind == WorkloadKind::Component {
+        started.kind = "component".into();
+        if let Some(n) = spec.limits.open_files {
+            started.warnings.push(format!(
+                "the open-files limit ({n}) is enforced for preview 1 modules only; this component is not held to it"
+            ));
+        }
+    }
+    if let Err(e) = write_json(channel, FrameKind::Started, &started) {
         return failed(e.to_string(), stats);
     }
     let _ticker = spec.limits.cpu_ms.map(|_| EpochTicker::start(&engine));
