@@ -91,107 +91,78 @@ port = {port}
     );
 }
 
-#[test]
-fn keep_toml_connect_socket_talks_to_a_server() {
+/// A one-connection server: reads until EOF, answers `reply` followed by what it
+/// got, and returns what it got.
+fn serve_once(reply: &'static [u8]) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     let serve = std::thread::spawn(move || {
         let (mut s, _) = server.accept().unwrap();
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
-        s.write_all(b"reply to ").unwrap();
+        s.write_all(reply).unwrap();
         s.write_all(&got).unwrap();
         got
     });
+    (port, serve)
+}
+
+/// Writes a Keep.toml declaring `dirs` and a connect socket `db` to `port`, and
+/// runs the connect client with it.
+fn run_client(dirs: &str, port: u16, args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("Keep.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[[sockets]]\nname = \"db\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = {port}\n"
-        ),
-    )
-    .unwrap();
-    let o = keep()
-        .args([
-            "run",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            &fixture("connect_client.wasm"),
-        ])
-        .output()
-        .unwrap();
+    let socket = format!(
+        "[[sockets]]\nname = \"db\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    );
+    std::fs::write(&manifest, format!("{dirs}{socket}")).unwrap();
+    let client = fixture("connect_client.wasm");
+    let mut all = vec![
+        "run",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        &client,
+        "--",
+    ];
+    all.extend_from_slice(args);
+    keep().args(all).output().unwrap()
+}
+
+#[test]
+fn keep_toml_connect_socket_talks_to_a_server() {
+    let (port, serve) = serve_once(b"reply to ");
+    let o = run_client("", port, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(serve.join().unwrap(), b"ping\n");
     assert_eq!(stdout(&o), "reply to ping\n");
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("FD_COUNT=4 FD_NAMES=stdin:stdout:stderr:db"),
-        "{}",
-        stderr(&o)
+        err.contains("FD_COUNT=4 FD_NAMES=stdin:stdout:stderr:db"),
+        "{err}"
     );
 }
 
 #[test]
 fn sockets_follow_preopened_directories() {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let serve = std::thread::spawn(move || {
-        let (mut s, _) = server.accept().unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        s.write_all(b"ok").unwrap();
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("Keep.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[[dirs]]\nhost = \".\"\nguest = \"/here\"\n\n[[sockets]]\nname = \"db\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = {port}\n"
-        ),
-    )
-    .unwrap();
+    let (port, serve) = serve_once(b"ok ");
     // stdio 0-2, /here at 3, the socket at 4.
-    let o = keep()
-        .args([
-            "run",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            &fixture("connect_client.wasm"),
-            "--",
-            "4",
-        ])
-        .output()
-        .unwrap();
+    let o = run_client(
+        "[[dirs]]\nhost = \".\"\nguest = \"/here\"\n\n",
+        port,
+        &["4"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "ok");
+    assert_eq!(stdout(&o), "ok ping\n");
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("FD_NAMES=stdin:stdout:stderr:/here:db"),
-        "{}",
-        stderr(&o)
+        err.contains("FD_COUNT=5 FD_NAMES=stdin:stdout:stderr:/here:db"),
+        "{err}"
     );
     serve.join().unwrap();
 }
 
 #[test]
 fn unreachable_connect_is_one_line() {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("Keep.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[[sockets]]\nname = \"db\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = {port}\n"
-        ),
-    )
-    .unwrap();
-    let o = keep()
-        .args([
-            "run",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            &fixture("connect_client.wasm"),
-        ])
-        .output()
-        .unwrap();
+    let o = run_client("", free_port(), &[]);
     common::assert_one_line(&o, 125, &["socket db", "cannot connect"]);
 }
