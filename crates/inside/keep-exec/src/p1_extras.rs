@@ -548,3 +548,59 @@ fn errno(e: &io::Error) -> i32 {
         _ => EIO,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iovec(start: u32, len: u32) -> [u8; 8] {
+        let mut e = [0u8; 8];
+        e[..4].copy_from_slice(&start.to_le_bytes());
+        e[4..].copy_from_slice(&len.to_le_bytes());
+        e
+    }
+
+    #[test]
+    fn iovecs_inside_memory_are_accepted() {
+        let mut mem = vec![0u8; 256];
+        mem[0..8].copy_from_slice(&iovec(64, 16));
+        mem[8..16].copy_from_slice(&iovec(200, 56));
+        assert_eq!(iovec_ranges(&mem, 0, 2), Some(vec![(64, 16), (200, 56)]));
+        assert_eq!(iovec_ranges(&mem, 0, 0), Some(vec![]));
+    }
+
+    #[test]
+    fn iovecs_reaching_outside_memory_are_refused() {
+        let mut mem = vec![0u8; 256];
+        // A buffer one byte past the end.
+        mem[0..8].copy_from_slice(&iovec(200, 57));
+        assert_eq!(iovec_ranges(&mem, 0, 1), None);
+        // A length that wraps.
+        mem[0..8].copy_from_slice(&iovec(u32::MAX, 2));
+        assert_eq!(iovec_ranges(&mem, 0, 1), None);
+        // The array itself out of bounds, or absurdly long.
+        assert_eq!(iovec_ranges(&mem, 250, 1), None);
+        assert_eq!(iovec_ranges(&mem, -1, 1), None);
+        assert_eq!(iovec_ranges(&mem, 0, 100_000), None);
+        assert_eq!(iovec_ranges(&mem, 0, -1), None);
+    }
+
+    #[test]
+    fn results_are_written_only_inside_memory() {
+        let mut mem = vec![0u8; 16];
+        assert_eq!(put_u32(&mut mem, 12, 7), Some(()));
+        assert_eq!(u32::from_le_bytes([mem[12], mem[13], mem[14], mem[15]]), 7);
+        assert_eq!(put_u32(&mut mem, 13, 7), None);
+        assert_eq!(put_u32(&mut mem, -4, 7), None);
+    }
+
+    #[test]
+    fn io_errors_map_to_wasi_errnos() {
+        use std::io::ErrorKind::*;
+        assert_eq!(errno(&io::Error::from(WouldBlock)), EAGAIN);
+        assert_eq!(errno(&io::Error::from(BrokenPipe)), EPIPE);
+        assert_eq!(errno(&io::Error::from(ConnectionReset)), ECONNRESET);
+        assert_eq!(errno(&io::Error::from(NotConnected)), ENOTCONN);
+        assert_eq!(errno(&io::Error::from(PermissionDenied)), EIO);
+    }
+}
