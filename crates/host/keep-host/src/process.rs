@@ -305,14 +305,14 @@ fn relay(
                 Ok(n) => n,
             };
             let now = total.fetch_add(moved as u64, Ordering::Relaxed) + moved as u64;
-            if let Some(cap) = cap {
-                if now > cap {
-                    killer.kill(
-                        Limit::Output,
-                        format!("wrote more than {cap} bytes to stdout and stderr"),
-                    );
-                    break;
-                }
+            if let Some(cap) = cap
+                && now > cap
+            {
+                killer.kill(
+                    Limit::Output,
+                    format!("wrote more than {cap} bytes to stdout and stderr"),
+                );
+                break;
             }
         }
         let _ = relay.sink.flush();
@@ -336,7 +336,7 @@ impl Relay {
     /// stream). Passes on at most `allowed` bytes (None: no cap); reading more than
     /// that is how the cap is found exceeded.
     fn step(&mut self, allowed: Option<u64>) -> io::Result<usize> {
-        let room = allowed.map_or(true, |a| a >= RELAY_CHUNK as u64);
+        let room = allowed.is_none_or(|a| a >= RELAY_CHUNK as u64);
         if self.splice && self.sink_ok && room {
             match rustix::pipe::splice(
                 &self.source,
