@@ -51,18 +51,18 @@ impl MemoryLimiter {
 
     fn grow(&mut self, current: u64, desired: u64, what: &str) -> wasmtime::Result<bool> {
         let total = self.current.saturating_sub(current).saturating_add(desired);
-        if let Some(cap) = self.cap {
-            if total > cap {
-                return Err(wasmtime::Error::new(LimitHit {
-                    limit: Limit::Memory,
-                    detail: format!(
-                        "{what} growth to {} would bring the workload to {} of {} allowed",
-                        human_bytes(desired),
-                        human_bytes(total),
-                        human_bytes(cap)
-                    ),
-                }));
-            }
+        if let Some(cap) = self.cap
+            && total > cap
+        {
+            return Err(wasmtime::Error::new(LimitHit {
+                limit: Limit::Memory,
+                detail: format!(
+                    "{what} growth to {} would bring the workload to {} of {} allowed",
+                    human_bytes(desired),
+                    human_bytes(total),
+                    human_bytes(cap)
+                ),
+            }));
         }
         self.current = total;
         self.peak = self.peak.max(total);

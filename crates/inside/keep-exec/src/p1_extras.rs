@@ -113,13 +113,13 @@ impl Sockets {
 
     fn count_open(&mut self, fd: u32) -> Result<()> {
         self.opened.insert(fd);
-        if let Some(limit) = self.open_limit {
-            if self.opened.len() > limit as usize {
-                return Err(wasmtime::Error::new(LimitHit {
-                    limit: Limit::OpenFiles,
-                    detail: format!("opened more than {limit} files and sockets at once"),
-                }));
-            }
+        if let Some(limit) = self.open_limit
+            && self.opened.len() > limit as usize
+        {
+            return Err(wasmtime::Error::new(LimitHit {
+                limit: Limit::OpenFiles,
+                detail: format!("opened more than {limit} files and sockets at once"),
+            }));
         }
         Ok(())
     }
