@@ -137,7 +137,7 @@ impl ProcessBackend {
         let outcome = match (killer.reason(), &report) {
             (Some((limit, detail)), _) => Outcome::LimitExceeded { limit, detail },
             (None, Ok(r)) => r.outcome.clone(),
-            (None, Err(ConverseError::Launch(e))) => return Err(e.clone_shallow()),
+            (None, Err(ConverseError::Protocol(v))) => return Err(LaunchError::Protocol(*v)),
             (None, Err(ConverseError::Wire(e))) => Outcome::Failed {
                 message: format!("the exec ended without a report ({status}): {e}"),
             },
@@ -175,17 +175,9 @@ impl ProcessBackend {
 }
 
 enum ConverseError {
-    Launch(LaunchError),
+    /// The exec speaks another launch protocol version.
+    Protocol(u32),
     Wire(WireError),
-}
-
-impl LaunchError {
-    fn clone_shallow(&self) -> LaunchError {
-        match self {
-            LaunchError::Protocol(v) => LaunchError::Protocol(*v),
-            other => LaunchError::Channel(other.to_string()),
-        }
-    }
 }
 
 #[derive(serde::Deserialize)]
@@ -203,7 +195,7 @@ fn converse(
         .and_then(|f| f.expect_json(FrameKind::Hello))
         .map_err(ConverseError::Wire)?;
     if hello.protocol != PROTOCOL_VERSION {
-        return Err(ConverseError::Launch(LaunchError::Protocol(hello.protocol)));
+        return Err(ConverseError::Protocol(hello.protocol));
     }
     write_json(channel, FrameKind::Launch, &request.spec).map_err(ConverseError::Wire)?;
     write_frame(channel, FrameKind::Workload, &request.workload).map_err(ConverseError::Wire)?;

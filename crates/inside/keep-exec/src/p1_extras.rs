@@ -320,13 +320,13 @@ pub fn add_to_linker<T: P1Host>(linker: &mut Linker<T>, descriptors: bool) -> Re
         },
     )?;
     linker.func_wrap(M, "fd_close", |mut c: Caller<'_, T>, fd: i32| {
-        let removed = u32::try_from(fd)
-            .ok()
-            .and_then(|n| c.data_mut().sockets().by_fd.remove(&n));
+        // A socket's descriptor is closed with it; its placeholder in wasmtime's
+        // table is closed below, which frees the number.
+        let fd_u32 = fd as u32;
+        c.data_mut().sockets().by_fd.remove(&fd_u32);
         let result = with_memory(&mut c, |wasi, mem| in_tokio(p1::fd_close(wasi, mem, fd)))?;
-        drop(removed);
         if result == SUCCESS {
-            c.data_mut().sockets().opened.remove(&(fd as u32));
+            c.data_mut().sockets().opened.remove(&fd_u32);
         }
         Ok(result)
     })?;
