@@ -12,6 +12,7 @@
 //! Every check is recorded by name ([`Checks`]); verification never stops at the first
 //! failure, so a caller sees all that is wrong at once.
 
+pub mod attestation_result;
 pub mod cache;
 pub mod check;
 pub mod pki;

@@ -1,0 +1,251 @@
+//! The evidence bundle: one versioned CBOR document that carries everything a verifier
+//! needs for one piece of evidence, so a Keep can hand over a single blob.
+//!
+//! ```text
+//! bundle = {
+//!   "version": 1,                  ; this format; other values are refused
+//!   "tee": "sev-snp" / "tdx" / "sgx",
+//!   "evidence": bstr,              ; SNP ATTESTATION_REPORT, or a DCAP quote
+//!   ? "certs": [* bstr],           ; SNP: VCEK or VLEK first, then ASK/ASVK (+ ARK), DER
+//!   ? "crls": [* bstr],            ; SNP: ARK-signed CRLs, DER
+//!   ? "collateral": bstr,          ; DCAP: QuoteCollateralV3 JSON, as served by a PCCS
+//! }
+//! ```
+//! Unknown keys are refused; sizes are bounded ([`MAX_BUNDLE`]).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::verdict::{Options, Tee, Verification};
+use crate::{Policy, UnixTime, dcap, snp};
+
+/// The current bundle format version.
+pub const BUNDLE_VERSION: u32 = 1;
+/// The largest bundle accepted.
+pub const MAX_BUNDLE: usize = 4 * 1024 * 1024;
+/// The most certificates or CRLs in a bundle.
+pub const MAX_ITEMS: usize = 8;
+
+/// A bundle that could not be read or written.
+#[derive(Debug, Error)]
+pub enum BundleError {
+    #[error("bundle is {0} bytes, over the {MAX_BUNDLE} byte limit")]
+    TooLarge(usize),
+    #[error("bundle is not valid CBOR for this format: {0}")]
+    Malformed(String),
+    #[error("bundle version {0} is not supported (this verifier reads version {BUNDLE_VERSION})")]
+    Version(u32),
+    #[error("bundle tee {0:?} is unknown (expected sev-snp, tdx or sgx)")]
+    UnknownTee(String),
+    #[error("bundle holds {0} certificates or CRLs, over the limit of {MAX_ITEMS}")]
+    TooManyItems(usize),
+    #[error("an SNP bundle needs the VCEK or VLEK as its first certificate")]
+    MissingVcek,
+    #[error("writing CBOR: {0}")]
+    Encode(String),
+}
+
+/// One piece of evidence with its endorsements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub version: u32,
+    pub tee: String,
+    #[serde(with = "serde_bytes")]
+    pub evidence: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certs: Vec<serde_bytes::ByteBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crls: Vec<serde_bytes::ByteBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collateral: Option<serde_bytes::ByteBuf>,
+}
+
+impl Bundle {
+    /// A bundle for an SNP report: `certs` holds the VCEK/VLEK first.
+    pub fn snp(report: Vec<u8>, certs: Vec<Vec<u8>>, crls: Vec<Vec<u8>>) -> Self {
+        Bundle {
+            version: BUNDLE_VERSION,
+            tee: Tee::SevSnp.name().into(),
+            evidence: report,
+            certs: certs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            crls: crls.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            collateral: None,
+        }
+    }
+
+    /// A bundle for a DCAP quote of the given TEE (TDX or SGX).
+    pub fn dcap(tee: Tee, quote: Vec<u8>, collateral: Option<Vec<u8>>) -> Self {
+        Bundle {
+            version: BUNDLE_VERSION,
+            tee: tee.name().into(),
+            evidence: quote,
+            certs: Vec::new(),
+            crls: Vec::new(),
+            collateral: collateral.map(serde_bytes::ByteBuf::from),
+        }
+    }
+
+    /// Reads and checks a bundle.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, BundleError> {
+        if bytes.len() > MAX_BUNDLE {
+            return Err(BundleError::TooLarge(bytes.len()));
+        }
+        let b: Bundle =
+            ciborium::from_reader(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        if b.version != BUNDLE_VERSION {
+            return Err(BundleError::Version(b.version));
+        }
+        b.tee()?;
+        if b.certs.len() > MAX_ITEMS || b.crls.len() > MAX_ITEMS {
+            return Err(BundleError::TooManyItems(b.certs.len().max(b.crls.len())));
+        }
+        Ok(b)
+    }
+
+    /// Writes the bundle as CBOR.
+    pub fn to_cbor(&self) -> Result<Vec<u8>, BundleError> {
+        let mut out = Vec::new();
+        ciborium::into_writer(self, &mut out).map_err(|e| BundleError::Encode(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// The TEE this bundle declares.
+    pub fn tee(&self) -> Result<Tee, BundleError> {
+        match self.tee.as_str() {
+            "sev-snp" => Ok(Tee::SevSnp),
+            "tdx" => Ok(Tee::Tdx),
+            "sgx" => Ok(Tee::Sgx),
+            other => Err(BundleError::UnknownTee(other.to_owned())),
+        }
+    }
+}
+
+/// Whether bytes look like a bundle (a CBOR map) rather than a raw report or quote.
+pub fn looks_like_bundle(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|b| b & 0xe0 == 0xa0)
+}
+
+/// Verifies the evidence in a bundle. A DCAP bundle whose declared TEE differs from
+/// the quote's own header fails the `bundle.tee` check.
+pub fn verify_bundle(
+    bundle: &Bundle,
+    policy: &Policy,
+    now: UnixTime,
+    opts: Options<'_>,
+) -> Result<Verification, BundleError> {
+    let declared = bundle.tee()?;
+    match declared {
+        Tee::SevSnp => {
+            let (vcek, chain) = bundle.certs.split_first().ok_or(BundleError::MissingVcek)?;
+            let chain_pem = (!chain.is_empty()).then(|| der_to_pem_chain(chain));
+            let crls: Vec<Vec<u8>> = bundle.crls.iter().map(|c| c.to_vec()).collect();
+            let ev = snp::SnpEvidence {
+                report: &bundle.evidence,
+                vcek,
+                chain: chain_pem.as_deref(),
+                crls: &crls,
+            };
+            Ok(snp::verify(&ev, &policy.snp, now, opts))
+        }
+        Tee::Tdx | Tee::Sgx => {
+            let collateral = match &bundle.collateral {
+                Some(c) => Some(
+                    dcap::Collateral::from_json(c)
+                        .map_err(|e| BundleError::Malformed(format!("collateral: {e}")))?,
+                ),
+                None => None,
+            };
+            let mut v = dcap::verify(
+                &bundle.evidence,
+                collateral.as_ref(),
+                &policy.tdx,
+                &policy.sgx,
+                now,
+                opts,
+            );
+            if v.tee != declared {
+                v.evidence.fail(
+                    "bundle.tee",
+                    format!(
+                        "bundle says {} but the quote is {}",
+                        declared.name(),
+                        v.tee.name()
+                    ),
+                );
+                v = Verification::new(v.tee, v.claims, v.evidence, v.policy);
+            }
+            Ok(v)
+        }
+    }
+}
+
+fn der_to_pem_chain(certs: &[serde_bytes::ByteBuf]) -> Vec<u8> {
+    use base64::Engine;
+    let mut out = String::new();
+    for c in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(c);
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_other_versions_and_unknown_fields() {
+        let b = Bundle::snp(vec![1, 2, 3], vec![vec![4; 10]], vec![]);
+        let cbor = b.to_cbor().unwrap();
+        assert!(looks_like_bundle(&cbor));
+        assert_eq!(Bundle::from_cbor(&cbor).unwrap(), b);
+
+        let mut v2 = b.clone();
+        v2.version = 2;
+        assert!(matches!(
+            Bundle::from_cbor(&v2.to_cbor().unwrap()),
+            Err(BundleError::Version(2))
+        ));
+
+        let mut bad_tee = b.clone();
+        bad_tee.tee = "sev".into();
+        assert!(matches!(
+            Bundle::from_cbor(&bad_tee.to_cbor().unwrap()),
+            Err(BundleError::UnknownTee(_))
+        ));
+
+        #[derive(Serialize)]
+        struct Extra {
+            version: u32,
+            tee: String,
+            #[serde(with = "serde_bytes")]
+            evidence: Vec<u8>,
+            surprise: u32,
+        }
+        let mut extra = Vec::new();
+        ciborium::into_writer(
+            &Extra {
+                version: 1,
+                tee: "tdx".into(),
+                evidence: vec![],
+                surprise: 1,
+            },
+            &mut extra,
+        )
+        .unwrap();
+        assert!(matches!(
+            Bundle::from_cbor(&extra),
+            Err(BundleError::Malformed(_))
+        ));
+
+        assert!(Bundle::from_cbor(&cbor[..cbor.len() - 1]).is_err());
+        assert!(Bundle::from_cbor(&[]).is_err());
+        assert!(!looks_like_bundle(&[0x02, 0, 0, 0]));
+    }
+}
