@@ -1,12 +1,68 @@
-//! AMD SEV-SNP (placeholder: being written).
-use crate::policy::HexBytes;
-use serde::{Deserialize, Serialize};
+//! AMD SEV-SNP: attestation reports (versions 2 to 5) from Milan, Genoa and Turin,
+//! signed by a VCEK (chip key, chained ARK -> ASK -> VCEK) or a VLEK (cloud
+//! provider key, chained ARK -> ASVK -> VLEK).
+//!
+//! [`verify`] records these evidence checks, by name, and never stops at the first
+//! failure (a check that cannot run because what it needs did not parse is left
+//! out; the parse failure is recorded). `<key>` is `vcek` or `vlek` and `<inter>`
+//! is `ask` or `asvk`, after the key the report names.
+//!
+//! | check | what |
+//! |---|---|
+//! | `snp.report.parse` | the report is 1184 bytes |
+//! | `snp.report.version` | version 2 to 5 |
+//! | `snp.report.signature_algorithm` | 1, ECDSA P-384 with SHA-384 |
+//! | `snp.report.reserved` | the reserved bytes of this version, the reserved flag bits and the unused high bytes of `r` and `s` are zero |
+//! | `snp.<key>.parse` | the VCEK or VLEK is a certificate (DER or PEM) |
+//! | `snp.<key>.public_key` | its key is an uncompressed P-384 point |
+//! | `snp.<key>.extensions` | its AMD extensions are well formed |
+//! | `snp.chain.parse` | the supplied chain PEM parses (only when supplied) |
+//! | `snp.ark.pinned` | the chain ends at a pinned ARK (or one in `extra_amd_arks`), and the supplied chain holds no other root |
+//! | `snp.ark.self_signature`, `snp.ark.validity` | the ARK signed itself and is valid at `now` |
+//! | `snp.<inter>.signature`, `snp.<inter>.validity` | the ARK signed the ASK / ASVK, valid at `now` |
+//! | `snp.<key>.signature`, `snp.<key>.validity` | the ASK / ASVK signed the VCEK / VLEK, valid at `now` |
+//! | `snp.crl.parse`, `snp.crl.signature`, `snp.crl.validity`, `snp.crl.revocation` | only when CRLs are supplied: each parses, is signed by the ARK and current; none lists the intermediate or the key |
+//! | `snp.product` | the report's CPUID, the VCEK's `productName` and the chain's names agree on a supported product |
+//! | `snp.report.signing_key` | the report names a key (VCEK or VLEK) and the endorsement is of that kind |
+//! | `snp.vcek.hwid` | VCEK only: `hwID` equals `CHIP_ID` (64 bytes, or Turin's first 8) |
+//! | `snp.<key>.tcb` | the SPL extensions equal `REPORTED_TCB` decoded for the product |
+//! | `snp.report.signature` | the report's ECDSA P-384 signature over bytes `0..0x2A0` verifies with the key |
+//!
+//! The policy ([`SnpPolicy`]) is then evaluated on the report and recorded as
+//! `policy.snp.<rule>`.
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SnpClaims {}
+mod chain;
+pub mod claims;
+pub mod policy;
+pub mod report;
+pub mod tcb;
+pub mod vcek;
+mod verify;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SnpPolicy {
-    pub report_data: Option<HexBytes>,
+use thiserror::Error;
+
+pub use claims::SnpClaims;
+pub use policy::{MinTcb, Product, SnpPolicy, VmplRule};
+pub use report::{Report, SigningKey};
+pub use tcb::TcbVersion;
+pub use vcek::{VcekExtensions, parse_vcek_extensions};
+pub use verify::{SnpEvidence, verify};
+
+/// Why a report or a VCEK was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SnpError {
+    #[error("report is {0} bytes, expected {size}", size = report::REPORT_SIZE)]
+    ReportLength(usize),
+    #[error("reserved bits are not zero: {0}")]
+    ReservedNotZero(String),
+    #[error("a signature component does not fit in 48 bytes")]
+    SignatureComponentTooLarge,
+    #[error("certificate extension {name} is malformed: {reason}")]
+    Extension { name: &'static str, reason: String },
+    #[error("certificate extension {0} is missing")]
+    MissingExtension(&'static str),
+    #[error("{0}")]
+    HwidMismatch(String),
+    #[error("TCB extensions differ from REPORTED_TCB: {0}")]
+    TcbMismatch(String),
 }

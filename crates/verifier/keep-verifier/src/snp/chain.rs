@@ -1,0 +1,490 @@
+//! The AMD certificate chain: ARK (root, pinned) -> ASK or ASVK (intermediate) ->
+//! VCEK or VLEK (the key that signs reports), plus the ARK's CRLs.
+//!
+//! Trust comes only from the pinned ARKs compiled into the verifier and from ARKs the
+//! caller adds explicitly ([`Options::extra_amd_arks`]). A chain supplied with the
+//! evidence contributes intermediates only: any self-signed certificate in it must be
+//! one of those trusted ARKs. The intermediates compiled into the verifier are used
+//! when the evidence brings none, and are verified against the ARK like any other.
+//!
+//! Check names: `snp.ark.{pinned,self_signature,validity}`,
+//! `snp.{ask|asvk}.{signature,validity}`, `snp.{vcek|vlek}.{signature,validity}`, and
+//! when CRLs are supplied `snp.crl.{parse,signature,validity,revocation}`.
+
+use x509_cert::name::Name;
+
+use super::report::SigningKey;
+use crate::check::Checks;
+use crate::pki::{Cert, Crl};
+use crate::roots::{self, AmdProduct};
+use crate::time::UnixTime;
+use crate::verdict::Options;
+
+/// What the chain is checked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChainInput<'a> {
+    /// VCEK (through an ASK) or VLEK (through an ASVK): picks the compiled-in
+    /// intermediates and names the checks.
+    pub kind: SigningKey,
+    /// The product, when known, to find the ARK if there is no intermediate.
+    pub product: Option<AmdProduct>,
+    /// The VCEK or VLEK, when it could be parsed.
+    pub leaf: Option<&'a Cert>,
+    /// Certificates supplied with the evidence (intermediates, maybe ARKs).
+    pub supplied: &'a [Cert],
+    /// CRLs supplied with the evidence (DER, PEM or hex).
+    pub crls: &'a [Vec<u8>],
+    pub now: UnixTime,
+    pub opts: Options<'a>,
+}
+
+/// The certificates the chain was built from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChainOutcome {
+    /// The ASK or ASVK used.
+    pub intermediate: Option<Cert>,
+    /// The trusted ARK used.
+    pub ark: Option<Cert>,
+}
+
+fn subject(c: &Cert) -> &Name {
+    c.x509().tbs_certificate().subject()
+}
+
+fn issuer(c: &Cert) -> &Name {
+    c.x509().tbs_certificate().issuer()
+}
+
+fn self_issued(c: &Cert) -> bool {
+    subject(c) == issuer(c)
+}
+
+/// The intermediate that issued `leaf` (or, without a leaf, the first supplied one,
+/// else the compiled-in one for the product): supplied certificates first.
+fn select_intermediate(input: &ChainInput<'_>) -> Option<Cert> {
+    let mut supplied = input.supplied.iter().filter(|c| !self_issued(c));
+    let compiled = |p: AmdProduct| match input.kind {
+        SigningKey::Vcek => roots::amd_ask(p).ok(),
+        SigningKey::Vlek => roots::amd_asvk(p).ok(),
+    };
+    match input.leaf {
+        Some(leaf) => supplied
+            .find(|c| subject(c) == issuer(leaf))
+            .cloned()
+            .or_else(|| {
+                AmdProduct::ALL
+                    .into_iter()
+                    .filter_map(compiled)
+                    .find(|c| subject(c) == issuer(leaf))
+            }),
+        None => supplied
+            .next()
+            .cloned()
+            .or_else(|| input.product.and_then(compiled)),
+    }
+}
+
+/// Whether `cert` is a trusted ARK: pinned, or byte-identical to an explicit extra.
+fn trusted_ark(cert: &Cert, opts: &Options<'_>) -> bool {
+    roots::is_pinned_amd_ark(cert).is_some()
+        || opts.extra_amd_arks.iter().any(|e| e.der() == cert.der())
+}
+
+/// The trusted ARK for `intermediate` (matched by name, preferring one whose
+/// signature on it verifies), or without an intermediate the product's pinned ARK.
+fn select_ark(input: &ChainInput<'_>, intermediate: Option<&Cert>) -> Option<Cert> {
+    let mut anchors: Vec<Cert> = AmdProduct::ALL
+        .into_iter()
+        .filter_map(|p| roots::amd_ark(p).ok())
+        .collect();
+    anchors.extend(input.opts.extra_amd_arks.iter().cloned());
+    match intermediate {
+        Some(inter) => {
+            let named: Vec<&Cert> = anchors
+                .iter()
+                .filter(|a| subject(a) == issuer(inter))
+                .collect();
+            named
+                .iter()
+                .find(|a| inter.verify_issued_by(a, input.opts.cache).is_ok())
+                .or_else(|| named.first())
+                .map(|a| (*a).clone())
+        }
+        None => input.product.and_then(|p| roots::amd_ark(p).ok()),
+    }
+}
+
+/// Validates the chain, recording every check in `checks`.
+pub(crate) fn validate(input: &ChainInput<'_>, checks: &mut Checks) -> ChainOutcome {
+    let inter_name = input.kind.intermediate_name();
+    let leaf_name = input.kind.name();
+    let cache = input.opts.cache;
+    let intermediate = select_intermediate(input);
+    let ark = select_ark(input, intermediate.as_ref());
+
+    // The ARK: trusted, self-signed, current.
+    let untrusted: Vec<String> = input
+        .supplied
+        .iter()
+        .filter(|c| self_issued(c) && !trusted_ark(c, &input.opts))
+        .map(|c| format!("{} (sha256 {})", c.subject_name(), hex::encode(c.sha256())))
+        .collect();
+    match (&ark, untrusted.is_empty()) {
+        (Some(_), true) => checks.pass("snp.ark.pinned"),
+        (Some(_), false) => checks.fail(
+            "snp.ark.pinned",
+            format!(
+                "supplied root is not a pinned ARK: {}",
+                untrusted.join(", ")
+            ),
+        ),
+        (None, _) => {
+            let wanted = match &intermediate {
+                Some(i) => format!("named {:?}", common_name_of_issuer(i)),
+                None => format!(
+                    "for product {}",
+                    input.product.map_or("unknown", AmdProduct::name)
+                ),
+            };
+            checks.fail("snp.ark.pinned", format!("no pinned ARK {wanted}"));
+        }
+    }
+    if let Some(ark) = &ark {
+        checks.result("snp.ark.self_signature", ark.verify_issued_by(ark, cache));
+        checks.result("snp.ark.validity", ark.check_valid_at(input.now));
+    }
+
+    // The intermediate: signed by the ARK, current.
+    let sig_name = format!("snp.{inter_name}.signature");
+    match (&intermediate, &ark) {
+        (Some(inter), Some(ark)) => {
+            checks.result(sig_name, inter.verify_issued_by(ark, cache));
+        }
+        (Some(_), None) => checks.fail(sig_name, "no trusted ARK to check it with"),
+        (None, _) => checks.fail(
+            sig_name,
+            match input.leaf {
+                Some(leaf) => format!(
+                    "no {} named {:?} (the {} issuer)",
+                    inter_name.to_uppercase(),
+                    common_name_of_issuer(leaf),
+                    leaf_name.to_uppercase()
+                ),
+                None => format!("no {} found", inter_name.to_uppercase()),
+            },
+        ),
+    }
+    if let Some(inter) = &intermediate {
+        checks.result(
+            format!("snp.{inter_name}.validity"),
+            inter.check_valid_at(input.now),
+        );
+    }
+
+    // The VCEK or VLEK: signed by the intermediate, current.
+    if let Some(leaf) = input.leaf {
+        let name = format!("snp.{leaf_name}.signature");
+        match &intermediate {
+            Some(inter) => {
+                checks.result(name, leaf.verify_issued_by(inter, cache));
+            }
+            None => checks.fail(
+                name,
+                format!("no {} to check it with", inter_name.to_uppercase()),
+            ),
+        }
+        checks.result(
+            format!("snp.{leaf_name}.validity"),
+            leaf.check_valid_at(input.now),
+        );
+    }
+
+    check_crls(input, ark.as_ref(), intermediate.as_ref(), checks);
+    ChainOutcome { intermediate, ark }
+}
+
+/// The CRL checks: each CRL parses, is signed by the ARK and is current; and no CRL
+/// that is signed by the ARK lists the intermediate or the leaf.
+fn check_crls(
+    input: &ChainInput<'_>,
+    ark: Option<&Cert>,
+    intermediate: Option<&Cert>,
+    checks: &mut Checks,
+) {
+    if input.crls.is_empty() {
+        return;
+    }
+    let mut parse_errors = Vec::new();
+    let mut crls = Vec::new();
+    for (i, bytes) in input.crls.iter().enumerate() {
+        match Crl::from_any(bytes) {
+            Ok(c) => crls.push((i, c)),
+            Err(e) => parse_errors.push(format!("CRL {i}: {e}")),
+        }
+    }
+    checks.expect("snp.crl.parse", parse_errors.is_empty(), || {
+        parse_errors.join("; ")
+    });
+
+    let mut sig_errors = Vec::new();
+    let mut trusted = Vec::new();
+    for (i, crl) in &crls {
+        let r = match ark {
+            Some(ark) => crl.verify_issued_by(ark, input.opts.cache),
+            None => Err(crate::pki::PkiError::Malformed {
+                what: "CRL",
+                reason: "no trusted ARK to check it with".into(),
+            }),
+        };
+        match r {
+            Ok(()) => trusted.push(crl),
+            Err(e) => sig_errors.push(format!("CRL {i}: {e}")),
+        }
+    }
+    if !crls.is_empty() {
+        checks.expect("snp.crl.signature", sig_errors.is_empty(), || {
+            sig_errors.join("; ")
+        });
+        let validity: Vec<String> = crls
+            .iter()
+            .filter_map(|(i, c)| {
+                c.check_valid_at(input.now)
+                    .err()
+                    .map(|e| format!("CRL {i}: {e}"))
+            })
+            .collect();
+        checks.expect("snp.crl.validity", validity.is_empty(), || {
+            validity.join("; ")
+        });
+    }
+
+    let revoked: Vec<String> = trusted
+        .iter()
+        .flat_map(|crl| {
+            [intermediate, input.leaf]
+                .into_iter()
+                .flatten()
+                .filter_map(|c| crl.check_not_revoked(c).err().map(|e| e.to_string()))
+        })
+        .collect();
+    if trusted.is_empty() {
+        checks.fail(
+            "snp.crl.revocation",
+            "no supplied CRL is signed by the ARK, so revocation is unknown",
+        );
+    } else {
+        checks.expect("snp.crl.revocation", revoked.is_empty(), || {
+            revoked.join("; ")
+        });
+    }
+}
+
+fn common_name_of_issuer(c: &Cert) -> String {
+    match issuer(c).common_name() {
+        Ok(Some(cn)) => String::from(cn),
+        _ => issuer(c).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::SignatureCache;
+
+    const OLD_CHAIN: &[u8] =
+        include_bytes!("../../tests/vectors/snp/genoa-revoked-ask/old-chain.pem");
+    const CRL0: &[u8] = include_bytes!("../../tests/vectors/snp/genoa-revoked-ask/crl0.der");
+    const CRL1: &[u8] = include_bytes!("../../tests/vectors/snp/genoa-revoked-ask/crl1.der");
+    const MILAN_CHAIN: &[u8] =
+        include_bytes!("../../tests/vectors/snp/milan-debug-policy/chain.pem");
+    const MILAN_VCEK: &[u8] = include_bytes!("../../tests/vectors/snp/milan-debug-policy/vcek.der");
+
+    fn t(s: &str) -> UnixTime {
+        UnixTime::parse(s).unwrap()
+    }
+
+    fn run(
+        leaf: Option<&Cert>,
+        supplied: &[Cert],
+        crls: &[Vec<u8>],
+        product: Option<AmdProduct>,
+        now: &str,
+        opts: Options<'_>,
+    ) -> Checks {
+        let mut checks = Checks::new();
+        validate(
+            &ChainInput {
+                kind: SigningKey::Vcek,
+                product,
+                leaf,
+                supplied,
+                crls,
+                now: t(now),
+                opts,
+            },
+            &mut checks,
+        );
+        checks
+    }
+
+    fn failed_names(c: &Checks) -> Vec<String> {
+        c.failures().map(|f| f.name.clone()).collect()
+    }
+
+    #[test]
+    fn the_revoked_genoa_ask_is_rejected_with_crl0() {
+        let supplied = Cert::chain_from_pem(OLD_CHAIN).unwrap();
+        let c = run(
+            None,
+            &supplied,
+            &[CRL0.to_vec()],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert_eq!(failed_names(&c), ["snp.crl.revocation"], "{c:?}");
+        let detail = &c.failures().next().unwrap().detail;
+        assert!(
+            detail.contains("020001") && detail.contains("revoked"),
+            "{detail}"
+        );
+        for name in [
+            "snp.ark.pinned",
+            "snp.ark.self_signature",
+            "snp.ark.validity",
+            "snp.ask.signature",
+            "snp.ask.validity",
+            "snp.crl.parse",
+            "snp.crl.signature",
+            "snp.crl.validity",
+        ] {
+            assert!(c.passed(name), "{name}: {c:?}");
+        }
+        // Without the CRL the old chain is, by itself, well formed.
+        let c = run(
+            None,
+            &supplied,
+            &[],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert!(c.all_passed(), "{c:?}");
+        // The current Genoa ASK (compiled in) is not on crl0.
+        let c = run(
+            None,
+            &[],
+            &[CRL0.to_vec()],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert!(c.all_passed(), "{c:?}");
+    }
+
+    #[test]
+    fn a_crl_from_another_ark_fails_its_signature_check() {
+        let supplied = Cert::chain_from_pem(OLD_CHAIN).unwrap();
+        let c = run(
+            None,
+            &supplied,
+            &[CRL1.to_vec()],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert!(c.failed("snp.crl.signature"), "{c:?}");
+        assert!(c.failed("snp.crl.revocation"), "{c:?}");
+        assert!(c.passed("snp.crl.validity"), "{c:?}");
+        // Expired CRL, and garbage.
+        let c = run(
+            None,
+            &[],
+            &[CRL0.to_vec(), b"not a crl".to_vec()],
+            Some(AmdProduct::Genoa),
+            "2024-01-01",
+            Options::default(),
+        );
+        assert!(c.failed("snp.crl.validity"), "{c:?}");
+        assert!(c.failed("snp.crl.parse"), "{c:?}");
+        assert!(c.passed("snp.crl.signature"), "{c:?}");
+    }
+
+    #[test]
+    fn a_full_milan_chain_with_a_supplied_pem_and_the_cache() {
+        let supplied = Cert::chain_from_pem(MILAN_CHAIN).unwrap();
+        let vcek = Cert::from_der(MILAN_VCEK).unwrap();
+        let cache = SignatureCache::new(100);
+        let opts = Options {
+            cache: Some(&cache),
+            ..Options::default()
+        };
+        let c = run(Some(&vcek), &supplied, &[], None, "2023-01-01", opts);
+        assert!(c.all_passed(), "{c:?}");
+        assert!(c.passed("snp.vcek.signature") && c.passed("snp.vcek.validity"));
+        let cached = cache.len();
+        assert_eq!(cached, 3, "ARK self-signature, ASK and VCEK");
+        let c = run(Some(&vcek), &[], &[], None, "2023-01-01", opts);
+        assert!(c.all_passed(), "compiled-in ASK: {c:?}");
+        // Expired and not yet valid.
+        let c = run(Some(&vcek), &[], &[], None, "2030-01-01", opts);
+        assert_eq!(failed_names(&c), ["snp.vcek.validity"]);
+        let c = run(Some(&vcek), &[], &[], None, "2020-01-01", opts);
+        assert!(c.failed("snp.vcek.validity") && c.failed("snp.ark.validity"));
+    }
+
+    #[test]
+    fn an_unpinned_root_in_the_supplied_chain_is_refused_unless_added_explicitly() {
+        let intel = roots::intel_sgx_root().unwrap();
+        let vcek = Cert::from_der(MILAN_VCEK).unwrap();
+        let supplied = [intel.clone()];
+        let c = run(
+            Some(&vcek),
+            &supplied,
+            &[],
+            None,
+            "2023-01-01",
+            Options::default(),
+        );
+        assert_eq!(failed_names(&c), ["snp.ark.pinned"], "{c:?}");
+        let extra = [intel];
+        let opts = Options {
+            extra_amd_arks: &extra,
+            ..Options::default()
+        };
+        let c = run(Some(&vcek), &supplied, &[], None, "2023-01-01", opts);
+        assert!(c.all_passed(), "{c:?}");
+    }
+
+    #[test]
+    fn a_vcek_through_the_wrong_intermediate_kind_or_product_is_refused() {
+        let vcek = Cert::from_der(MILAN_VCEK).unwrap();
+        let mut checks = Checks::new();
+        validate(
+            &ChainInput {
+                kind: SigningKey::Vlek,
+                product: Some(AmdProduct::Milan),
+                leaf: Some(&vcek),
+                supplied: &[],
+                crls: &[],
+                now: t("2023-01-01"),
+                opts: Options::default(),
+            },
+            &mut checks,
+        );
+        assert!(checks.failed("snp.asvk.signature"), "{checks:?}");
+        assert!(checks.failed("snp.vlek.signature"), "{checks:?}");
+        // A Genoa ASK supplied for a Milan VCEK does not match its issuer name, so
+        // the compiled-in Milan ASK is used.
+        let genoa = Cert::chain_from_pem(OLD_CHAIN).unwrap();
+        let c = run(
+            Some(&vcek),
+            &genoa,
+            &[],
+            None,
+            "2023-01-01",
+            Options::default(),
+        );
+        assert!(c.all_passed(), "{c:?}");
+    }
+}
