@@ -46,9 +46,16 @@ pub(crate) fn appraise(
     let tdx = quote.is_tdx();
     if let Some(info) = tcb_info {
         out.platform.tcb_evaluation_data_number = Some(info.tcb_evaluation_data_number);
-        let want = if tdx { TcbInfoKind::Tdx } else { TcbInfoKind::Sgx };
+        let want = if tdx {
+            TcbInfoKind::Tdx
+        } else {
+            TcbInfoKind::Sgx
+        };
         ev.expect("dcap.tcb_info.id", info.kind == want, || {
-            format!("TCB info is for {:?} (version {}), the quote is {want:?}", info.kind, info.version)
+            format!(
+                "TCB info is for {:?} (version {}), the quote is {want:?}",
+                info.kind, info.version
+            )
         });
         if let Some(p) = pck {
             ev.expect("dcap.tcb_info.fmspc", info.fmspc == p.fmspc, || {
@@ -149,7 +156,11 @@ pub(crate) fn appraise(
 }
 
 /// QE identity checks; returns the QE level's status and advisories.
-fn appraise_qe<'a>(ev: &mut Checks, quote: &Quote, id: &'a QeIdentity) -> Option<(TcbStatus, &'a [String])> {
+fn appraise_qe<'a>(
+    ev: &mut Checks,
+    quote: &Quote,
+    id: &'a QeIdentity,
+) -> Option<(TcbStatus, &'a [String])> {
     let want = if quote.is_tdx() { "TD_QE" } else { "QE" };
     ev.expect("dcap.qe_identity.id", id.id == want, || {
         format!("QE identity is {:?}, the quote needs {want:?}", id.id)

@@ -7,23 +7,47 @@
 //! hierarchy (PCK leaf, PCK CA, root; TCB signer, root), so no certificate in the
 //! middle needs to be judged by its CA flags: there is no room for an extra link.
 
+use std::sync::OnceLock;
+
 use super::error::DcapError;
 use crate::cache::SignatureCache;
-use crate::pki::{Cert, Crl, PkiError};
+use crate::pki::{Cert, Crl, MAX_CHAIN, PkiError, pem_blocks};
 use crate::roots;
 use crate::time::UnixTime;
+
+/// The pinned Intel SGX Root CA, parsed once.
+fn pinned_root() -> Option<&'static Cert> {
+    static ROOT: OnceLock<Option<Cert>> = OnceLock::new();
+    ROOT.get_or_init(|| roots::intel_sgx_root().ok()).as_ref()
+}
 
 /// The roots a DCAP chain may end in: the pinned Intel SGX Root CA and any extra
 /// root the caller passed.
 pub(crate) fn trusted_roots(extra: &[Cert]) -> Vec<Cert> {
-    let mut out: Vec<Cert> = roots::intel_sgx_root().into_iter().collect();
+    let mut out: Vec<Cert> = pinned_root().into_iter().cloned().collect();
     out.extend(extra.iter().cloned());
     out
 }
 
-/// Parses a PEM chain (leaf first).
-pub(crate) fn parse_pem_chain(pem: &[u8]) -> Result<Vec<Cert>, DcapError> {
-    Ok(Cert::chain_from_pem(pem)?)
+/// Parses a PEM chain (leaf first). A certificate byte-identical to a trusted root
+/// is taken from `roots` instead of being parsed again.
+pub(crate) fn parse_pem_chain(pem: &[u8], roots: &[Cert]) -> Result<Vec<Cert>, DcapError> {
+    let blocks = pem_blocks(pem, "CERTIFICATE")?;
+    if blocks.is_empty() {
+        return Err(PkiError::EmptyPem.into());
+    }
+    if blocks.len() > MAX_CHAIN {
+        return Err(PkiError::ChainTooLong.into());
+    }
+    blocks
+        .iter()
+        .map(
+            |der| match roots.iter().find(|r| r.der() == der.as_slice()) {
+                Some(root) => Ok(root.clone()),
+                None => Cert::from_der(der).map_err(DcapError::from),
+            },
+        )
+        .collect()
 }
 
 /// Verifies `chain` (leaf first) to a trusted root; returns the full chain with

@@ -72,7 +72,14 @@ mod tests {
 
     #[test]
     fn garbage_and_missing_fields_are_typed_errors() {
-        for bad in [&b""[..], b"{", b"[]", b"null", b"{\"root_ca_crl\": 5}", b"\xff\xfe"] {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"null",
+            b"{\"root_ca_crl\": 5}",
+            b"\xff\xfe",
+        ] {
             assert!(matches!(
                 Collateral::from_json(bad),
                 Err(DcapError::Json { .. })

@@ -3,8 +3,7 @@
 //! named check; a step that cannot run because an earlier parse failed is skipped.
 
 use super::chain::{
-    check_chain_valid_at, check_none_revoked, crl_signed_by_root, parse_pem_chain,
-    verify_to_root,
+    check_chain_valid_at, check_none_revoked, crl_signed_by_root, parse_pem_chain, verify_to_root,
 };
 use super::collateral::decode_signature;
 use super::error::DcapError;
@@ -58,7 +57,7 @@ pub(crate) fn check_pck_crl(
 ) -> Option<Crl> {
     let mut chain_ca = None;
     if !issuer_chain.trim().is_empty() {
-        let r = parse_pem_chain(issuer_chain.as_bytes())
+        let r = parse_pem_chain(issuer_chain.as_bytes(), ctx.roots)
             .and_then(|chain| verify_to_root(&chain, 2, ctx.roots, ctx.cache))
             .map_err(|e| e.to_string())
             .and_then(|full| {
@@ -95,9 +94,15 @@ pub(crate) fn check_pck_crl(
     };
     match quote_ca.or(chain_ca.as_ref()) {
         Some(ca) => {
-            ev.result("dcap.pck_crl.signature", crl.verify_issued_by(ca, ctx.cache));
+            ev.result(
+                "dcap.pck_crl.signature",
+                crl.verify_issued_by(ca, ctx.cache),
+            );
         }
-        None => ev.fail("dcap.pck_crl.signature", "no PCK CA to check the CRL against"),
+        None => ev.fail(
+            "dcap.pck_crl.signature",
+            "no PCK CA to check the CRL against",
+        ),
     }
     ev.result("dcap.pck_crl.validity", crl.check_valid_at(ctx.now));
     Some(crl)
@@ -128,7 +133,7 @@ pub(crate) fn check_signed_doc<T>(
     window: fn(&T) -> (UnixTime, UnixTime),
 ) -> Option<T> {
     let name = |s: &str| format!("{}.{s}", doc.prefix);
-    let signer = match parse_pem_chain(doc.chain_pem.as_bytes()) {
+    let signer = match parse_pem_chain(doc.chain_pem.as_bytes(), ctx.roots) {
         Err(e) => {
             ev.fail(name("chain"), e.to_string());
             None
@@ -183,12 +188,16 @@ pub(crate) fn check_signed_doc<T>(
         }
     };
     let (issued, next) = window(&parsed);
-    ev.expect(name("validity"), issued <= ctx.now && ctx.now <= next, || {
-        if ctx.now < issued {
-            format!("issued at {issued}, after {}", ctx.now)
-        } else {
-            format!("expired: next update was due at {next}")
-        }
-    });
+    ev.expect(
+        name("validity"),
+        issued <= ctx.now && ctx.now <= next,
+        || {
+            if ctx.now < issued {
+                format!("issued at {issued}, after {}", ctx.now)
+            } else {
+                format!("expired: next update was due at {next}")
+            }
+        },
+    );
     Some(parsed)
 }

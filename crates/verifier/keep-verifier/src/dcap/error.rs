@@ -82,7 +82,6 @@ impl DcapError {
 /// Decodes a hex string into exactly `N` bytes.
 pub(crate) fn hex_array<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], DcapError> {
     let bytes = hex::decode(s).map_err(|e| DcapError::invalid(what, format!("not hex: {e}")))?;
-    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
-        DcapError::invalid(what, format!("{} bytes, expected {N}", bytes.len()))
-    })
+    <[u8; N]>::try_from(bytes.as_slice())
+        .map_err(|_| DcapError::invalid(what, format!("{} bytes, expected {N}", bytes.len())))
 }

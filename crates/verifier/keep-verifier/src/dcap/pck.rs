@@ -155,10 +155,11 @@ fn entries(mut seq: &[u8], depth: usize) -> Result<Vec<(u8, Tlv<'_>)>, DcapError
             continue;
         };
         // Arcs below the prefix are all < 128 for known entries: one byte each.
-        if arcs.len() == depth && arcs.iter().all(|&a| a < 0x80) {
-            if let Some(&last) = arcs.last() {
-                out.push((last, value));
-            }
+        if arcs.len() == depth
+            && arcs.iter().all(|&a| a < 0x80)
+            && let Some(&last) = arcs.last()
+        {
+            out.push((last, value));
         }
         if out.len() > 64 {
             return Err(err("too many entries"));
@@ -171,8 +172,12 @@ fn octets<const N: usize>(v: Tlv<'_>, what: &str) -> Result<[u8; N], DcapError> 
     if v.tag != TAG_OCTET_STRING {
         return Err(err(format!("{what} is not an OCTET STRING")));
     }
-    <[u8; N]>::try_from(v.contents)
-        .map_err(|_| err(format!("{what} is {} bytes, expected {N}", v.contents.len())))
+    <[u8; N]>::try_from(v.contents).map_err(|_| {
+        err(format!(
+            "{what} is {} bytes, expected {N}",
+            v.contents.len()
+        ))
+    })
 }
 
 /// A non-negative INTEGER (or ENUMERATED) that fits `max`.
@@ -305,7 +310,10 @@ pub(crate) mod tests {
         all.extend(entry(&[1], tlv(TAG_OCTET_STRING, &[0xab; 16])));
         all.extend(entry(&[2], tlv(TAG_SEQUENCE, &tcb)));
         all.extend(entry(&[3], tlv(TAG_OCTET_STRING, &[0, 0])));
-        all.extend(entry(&[4], tlv(TAG_OCTET_STRING, &[0xb0, 0xc0, 0x6f, 0, 0, 0])));
+        all.extend(entry(
+            &[4],
+            tlv(TAG_OCTET_STRING, &[0xb0, 0xc0, 0x6f, 0, 0, 0]),
+        ));
         all.extend(entry(&[5], tlv(TAG_ENUMERATED, &[1])));
         let mut conf = entry(&[7, 1], tlv(TAG_BOOLEAN, &[0xff]));
         conf.extend(entry(&[7, 3], tlv(TAG_BOOLEAN, &[0])));

@@ -123,7 +123,10 @@ impl Default for SgxPolicy {
 
 fn status_rule(c: &mut Checks, name: String, accepted: &[TcbStatus], p: &PlatformClaims) {
     match p.tcb_status {
-        None => c.fail(name, "TCB status unknown (no collateral, or no status could be established)"),
+        None => c.fail(
+            name,
+            "TCB status unknown (no collateral, or no status could be established)",
+        ),
         Some(s) => c.expect(name, s.is_genuine() && accepted.contains(&s), || {
             let list: Vec<&str> = accepted.iter().map(|a| a.name()).collect();
             format!("TCB status {s} is not among the accepted {list:?}")
@@ -133,7 +136,10 @@ fn status_rule(c: &mut Checks, name: String, accepted: &[TcbStatus], p: &Platfor
 
 fn advisory_rule(c: &mut Checks, name: String, accepted: &[String], p: &PlatformClaims) {
     if p.tcb_status.is_none() {
-        return c.fail(name, "advisories unknown (no collateral, or no status could be established)");
+        return c.fail(
+            name,
+            "advisories unknown (no collateral, or no status could be established)",
+        );
     }
     let refused: Vec<&String> = p
         .advisory_ids
@@ -147,7 +153,11 @@ fn advisory_rule(c: &mut Checks, name: String, accepted: &[String], p: &Platform
 
 fn one_of(c: &mut Checks, name: String, allowed: &[HexBytes], actual: &HexBytes) {
     c.expect(name, allowed.is_empty() || allowed.contains(actual), || {
-        format!("{} is not among the {} allowed values", hex::encode(&actual.0), allowed.len())
+        format!(
+            "{} is not among the {} allowed values",
+            hex::encode(&actual.0),
+            allowed.len()
+        )
     });
 }
 
@@ -168,12 +178,24 @@ fn report_data_rule(c: &mut Checks, name: String, expected: Option<&HexBytes>, a
 pub fn evaluate_tdx(p: &TdxPolicy, claims: &TdxClaims) -> Checks {
     let n = |rule: &str| format!("policy.tdx.{rule}");
     let mut c = Checks::new();
-    status_rule(&mut c, n("tcb_status"), &p.accepted_tcb_statuses, &claims.platform);
-    advisory_rule(&mut c, n("advisory_ids"), &p.accepted_advisory_ids, &claims.platform);
+    status_rule(
+        &mut c,
+        n("tcb_status"),
+        &p.accepted_tcb_statuses,
+        &claims.platform,
+    );
+    advisory_rule(
+        &mut c,
+        n("advisory_ids"),
+        &p.accepted_advisory_ids,
+        &claims.platform,
+    );
     let a = &claims.td_attributes;
-    c.expect(n("debug"), p.allow_debug || !(a.debug || a.profiling), || {
-        "the TD is in debug mode (TD_ATTRIBUTES.DEBUG or a profiling bit set)".into()
-    });
+    c.expect(
+        n("debug"),
+        p.allow_debug || !(a.debug || a.profiling),
+        || "the TD is in debug mode (TD_ATTRIBUTES.DEBUG or a profiling bit set)".into(),
+    );
     c.expect(
         n("sept_ve_disable"),
         !p.require_sept_ve_disable || a.sept_ve_disable,
@@ -198,8 +220,18 @@ pub fn evaluate_tdx(p: &TdxPolicy, claims: &TdxClaims) -> Checks {
     one_of(&mut c, n("rtmr3"), &p.rtmr3, &claims.rtmr3);
     one_of(&mut c, n("mrconfigid"), &p.mrconfigid, &claims.mrconfigid);
     one_of(&mut c, n("mrowner"), &p.mrowner, &claims.mrowner);
-    one_of(&mut c, n("mrownerconfig"), &p.mrownerconfig, &claims.mrownerconfig);
-    report_data_rule(&mut c, n("report_data"), p.report_data.as_ref(), &claims.report_data);
+    one_of(
+        &mut c,
+        n("mrownerconfig"),
+        &p.mrownerconfig,
+        &claims.mrownerconfig,
+    );
+    report_data_rule(
+        &mut c,
+        n("report_data"),
+        p.report_data.as_ref(),
+        &claims.report_data,
+    );
     c
 }
 
@@ -207,11 +239,23 @@ pub fn evaluate_tdx(p: &TdxPolicy, claims: &TdxClaims) -> Checks {
 pub fn evaluate_sgx(p: &SgxPolicy, claims: &SgxClaims) -> Checks {
     let n = |rule: &str| format!("policy.sgx.{rule}");
     let mut c = Checks::new();
-    status_rule(&mut c, n("tcb_status"), &p.accepted_tcb_statuses, &claims.platform);
-    advisory_rule(&mut c, n("advisory_ids"), &p.accepted_advisory_ids, &claims.platform);
-    c.expect(n("debug"), p.allow_debug || !claims.attributes.debug, || {
-        "the enclave is a debug enclave (ATTRIBUTES.DEBUG set)".into()
-    });
+    status_rule(
+        &mut c,
+        n("tcb_status"),
+        &p.accepted_tcb_statuses,
+        &claims.platform,
+    );
+    advisory_rule(
+        &mut c,
+        n("advisory_ids"),
+        &p.accepted_advisory_ids,
+        &claims.platform,
+    );
+    c.expect(
+        n("debug"),
+        p.allow_debug || !claims.attributes.debug,
+        || "the enclave is a debug enclave (ATTRIBUTES.DEBUG set)".into(),
+    );
     one_of(&mut c, n("mrenclave"), &p.mrenclave, &claims.mrenclave);
     one_of(&mut c, n("mrsigner"), &p.mrsigner, &claims.mrsigner);
     match p.isv_prod_id {
@@ -226,7 +270,12 @@ pub fn evaluate_sgx(p: &SgxPolicy, claims: &SgxClaims) -> Checks {
             format!("ISVSVN {} is below {min}", claims.isv_svn)
         }),
     }
-    report_data_rule(&mut c, n("report_data"), p.report_data.as_ref(), &claims.report_data);
+    report_data_rule(
+        &mut c,
+        n("report_data"),
+        p.report_data.as_ref(),
+        &claims.report_data,
+    );
     c
 }
 
@@ -338,17 +387,41 @@ mod tests {
                 |c| c.mrservicetd = Some(h(0xee, 48)),
                 |p| p.mr_servicetd = vec![h(0xee, 48)],
             ),
-            ("mrtd", |c| c.mrtd = h(0xff, 48), |p| p.mrtd = vec![h(0xff, 48)]),
-            ("rtmr0", |c| c.rtmr0 = h(0xff, 48), |p| p.rtmr0 = vec![h(0xff, 48)]),
-            ("rtmr1", |c| c.rtmr1 = h(0xff, 48), |p| p.rtmr1 = vec![h(0xff, 48)]),
-            ("rtmr2", |c| c.rtmr2 = h(0xff, 48), |p| p.rtmr2 = vec![h(0xff, 48)]),
-            ("rtmr3", |c| c.rtmr3 = h(0xff, 48), |p| p.rtmr3 = vec![h(0xff, 48)]),
+            (
+                "mrtd",
+                |c| c.mrtd = h(0xff, 48),
+                |p| p.mrtd = vec![h(0xff, 48)],
+            ),
+            (
+                "rtmr0",
+                |c| c.rtmr0 = h(0xff, 48),
+                |p| p.rtmr0 = vec![h(0xff, 48)],
+            ),
+            (
+                "rtmr1",
+                |c| c.rtmr1 = h(0xff, 48),
+                |p| p.rtmr1 = vec![h(0xff, 48)],
+            ),
+            (
+                "rtmr2",
+                |c| c.rtmr2 = h(0xff, 48),
+                |p| p.rtmr2 = vec![h(0xff, 48)],
+            ),
+            (
+                "rtmr3",
+                |c| c.rtmr3 = h(0xff, 48),
+                |p| p.rtmr3 = vec![h(0xff, 48)],
+            ),
             (
                 "mrconfigid",
                 |c| c.mrconfigid = h(0xff, 48),
                 |p| p.mrconfigid = vec![h(0xff, 48)],
             ),
-            ("mrowner", |c| c.mrowner = h(0xff, 48), |p| p.mrowner = vec![h(0xff, 48)]),
+            (
+                "mrowner",
+                |c| c.mrowner = h(0xff, 48),
+                |p| p.mrowner = vec![h(0xff, 48)],
+            ),
             (
                 "mrownerconfig",
                 |c| c.mrownerconfig = h(0xff, 48),
@@ -379,10 +452,17 @@ mod tests {
             assert!(evaluate_tdx(&policy, &claims).all_passed(), "{rule}: clean");
             break_claims(&mut claims);
             let c = evaluate_tdx(&policy, &claims);
-            assert_eq!(only_failure(&c), vec![format!("policy.tdx.{rule}")], "{rule}");
+            assert_eq!(
+                only_failure(&c),
+                vec![format!("policy.tdx.{rule}")],
+                "{rule}"
+            );
             if rule != "reserved_attributes" {
                 relax(&mut policy);
-                assert!(evaluate_tdx(&policy, &claims).all_passed(), "{rule}: relaxed");
+                assert!(
+                    evaluate_tdx(&policy, &claims).all_passed(),
+                    "{rule}: relaxed"
+                );
             }
         }
     }
@@ -407,10 +487,17 @@ mod tests {
         let fails = |p: &SgxPolicy, c: &SgxClaims| only_failure(&evaluate_sgx(p, c));
 
         let mut c = clean.clone();
-        c.platform = platform(TcbStatus::ConfigurationAndSWHardeningNeeded, &["INTEL-SA-00615"]);
+        c.platform = platform(
+            TcbStatus::ConfigurationAndSWHardeningNeeded,
+            &["INTEL-SA-00615"],
+        );
         let mut p = SgxPolicy::default();
-        assert_eq!(fails(&p, &c), ["policy.sgx.tcb_status", "policy.sgx.advisory_ids"]);
-        p.accepted_tcb_statuses.push(TcbStatus::ConfigurationAndSWHardeningNeeded);
+        assert_eq!(
+            fails(&p, &c),
+            ["policy.sgx.tcb_status", "policy.sgx.advisory_ids"]
+        );
+        p.accepted_tcb_statuses
+            .push(TcbStatus::ConfigurationAndSWHardeningNeeded);
         p.accepted_advisory_ids.push("intel-sa-00615".into());
         assert!(fails(&p, &c).is_empty());
 

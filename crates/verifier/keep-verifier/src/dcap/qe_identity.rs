@@ -236,14 +236,21 @@ mod tests {
         other.misc_select[0] = 1;
         let e = other.clone();
         let msg = id.check_report(&e).unwrap_err();
-        assert!(msg.contains("MRSIGNER") && msg.contains("ISVPRODID") && msg.contains("MISCSELECT"));
+        assert!(
+            msg.contains("MRSIGNER") && msg.contains("ISVPRODID") && msg.contains("MISCSELECT")
+        );
     }
 
     #[test]
     fn refuses_wrong_shapes() {
-        assert!(QeIdentity::parse(SGX_QE.replace("\"version\":2", "\"version\":1").as_bytes()).is_err());
+        assert!(
+            QeIdentity::parse(SGX_QE.replace("\"version\":2", "\"version\":1").as_bytes()).is_err()
+        );
         assert!(QeIdentity::parse(SGX_QE.replace("FBFFFFFF", "FBFF").as_bytes()).is_err());
         assert!(QeIdentity::parse(SGX_QE.replace("\"OutOfDate\"", "\"Old\"").as_bytes()).is_err());
-        assert!(matches!(QeIdentity::parse(b"not json"), Err(DcapError::Json { .. })));
+        assert!(matches!(
+            QeIdentity::parse(b"not json"),
+            Err(DcapError::Json { .. })
+        ));
     }
 }

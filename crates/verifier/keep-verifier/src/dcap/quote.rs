@@ -287,7 +287,11 @@ pub(crate) mod tests {
         let mut q = Vec::new();
         q.extend(version.to_le_bytes());
         q.extend(KEY_TYPE_ECDSA_P256.to_le_bytes());
-        let tee = if version == 3 { TEE_TYPE_SGX } else { TEE_TYPE_TDX };
+        let tee = if version == 3 {
+            TEE_TYPE_SGX
+        } else {
+            TEE_TYPE_TDX
+        };
         q.extend(tee.to_le_bytes());
         q.extend([0u8; 4]);
         q.extend(INTEL_QE_VENDOR_ID);
@@ -362,7 +366,10 @@ pub(crate) mod tests {
         assert_eq!(Quote::parse(&k), Err(DcapError::UnsupportedKeyType(3)));
         let mut t = good.clone();
         t[4] = 0;
-        assert!(matches!(Quote::parse(&t), Err(DcapError::UnsupportedTee { .. })));
+        assert!(matches!(
+            Quote::parse(&t),
+            Err(DcapError::UnsupportedTee { .. })
+        ));
         let mut padded = good.clone();
         padded.extend([0u8; 100]);
         assert!(Quote::parse(&padded).is_ok());

@@ -42,7 +42,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads exactly `N` bytes into an array.
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DcapError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], DcapError> {
         let bytes = self.take(N, what)?;
         <[u8; N]>::try_from(bytes).map_err(|_| DcapError::Truncated {
             what,
@@ -106,7 +109,11 @@ mod tests {
         assert!(r.finish("x").is_err());
         assert!(matches!(
             r.take(2, "c"),
-            Err(DcapError::Truncated { need: 2, have: 1, .. })
+            Err(DcapError::Truncated {
+                need: 2,
+                have: 1,
+                ..
+            })
         ));
         assert_eq!(r.array::<1>("d").unwrap(), [9]);
         r.finish("x").unwrap();

@@ -243,7 +243,8 @@ pub(crate) fn date(s: &str, what: &'static str) -> Result<UnixTime, DcapError> {
 
 /// Parses a status a level may carry.
 pub(crate) fn level_status(s: &str, what: &'static str) -> Result<TcbStatus, DcapError> {
-    TcbStatus::from_level_name(s).ok_or_else(|| DcapError::invalid(what, format!("unknown status {s:?}")))
+    TcbStatus::from_level_name(s)
+        .ok_or_else(|| DcapError::invalid(what, format!("unknown status {s:?}")))
 }
 
 fn components(list: Vec<RawComponent>, what: &'static str) -> Result<[u8; 16], DcapError> {
@@ -260,7 +261,9 @@ fn v2_components(other: &BTreeMap<String, serde_json::Value>) -> Result<[u8; 16]
             .get(&key)
             .and_then(serde_json::Value::as_u64)
             .and_then(|n| u8::try_from(n).ok())
-            .ok_or_else(|| DcapError::invalid("TCB info level", format!("{key} missing or over 255")))?;
+            .ok_or_else(|| {
+                DcapError::invalid("TCB info level", format!("{key} missing or over 255"))
+            })?;
         *slot = v;
     }
     Ok(out)
@@ -270,9 +273,10 @@ fn level(raw: RawLevel, version: u32, kind: TcbInfoKind) -> Result<TcbLevel, Dca
     let sgx_components = if version == 2 {
         v2_components(&raw.tcb.other)?
     } else {
-        let list = raw.tcb.sgxtcbcomponents.ok_or_else(|| {
-            DcapError::invalid("TCB info level", "no sgxtcbcomponents")
-        })?;
+        let list = raw
+            .tcb
+            .sgxtcbcomponents
+            .ok_or_else(|| DcapError::invalid("TCB info level", "no sgxtcbcomponents"))?;
         components(list, "TCB info sgxtcbcomponents")?
     };
     let tdx_components = match kind {
@@ -345,7 +349,10 @@ mod tests {
         let t = TcbInfo::parse(V3_TDX.as_bytes()).unwrap();
         assert_eq!(t.kind, TcbInfoKind::Tdx);
         assert_eq!(t.fmspc, [0xb0, 0xc0, 0x6f, 0, 0, 0]);
-        assert_eq!(t.issue_date, UnixTime::parse("2025-06-19T10:16:03Z").unwrap());
+        assert_eq!(
+            t.issue_date,
+            UnixTime::parse("2025-06-19T10:16:03Z").unwrap()
+        );
         let l = &t.tcb_levels[0];
         assert_eq!(l.sgx_components[7], 5);
         assert_eq!(l.tdx_components.unwrap()[2], 2);
@@ -381,9 +388,15 @@ mod tests {
         for (from, to) in [
             ("\"version\":3", "\"version\":4"),
             ("\"id\":\"TDX\"", "\"id\":\"XYZ\""),
-            ("\"tcbStatus\":\"UpToDate\",\"advisoryIDs\"", "\"tcbStatus\":\"Great\",\"advisoryIDs\""),
+            (
+                "\"tcbStatus\":\"UpToDate\",\"advisoryIDs\"",
+                "\"tcbStatus\":\"Great\",\"advisoryIDs\"",
+            ),
             ("B0C06F000000", "B0C06F0000"),
-            ("{\"svn\":5},{\"svn\":0},{\"svn\":2}", "{\"svn\":5},{\"svn\":0}"),
+            (
+                "{\"svn\":5},{\"svn\":0},{\"svn\":2}",
+                "{\"svn\":5},{\"svn\":0}",
+            ),
             ("\"pcesvn\":11", "\"pcesvn\":70000"),
             ("2025-06-19T10:16:03Z", "yesterday"),
         ] {

@@ -33,7 +33,9 @@
 
 use super::report::TdReport10;
 use super::status::{TcbStatus, converge, qe_effective};
-use super::tcb_info::{ModuleTcbLevel, TcbInfo, TcbInfoKind, TcbLevel, TdxModule, TdxModuleIdentity};
+use super::tcb_info::{
+    ModuleTcbLevel, TcbInfo, TcbInfoKind, TcbLevel, TdxModule, TdxModuleIdentity,
+};
 
 /// What the evidence says about the platform's TCB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +118,7 @@ pub fn module_identity_id(version: u8) -> String {
     format!("TDX_{version:02X}")
 }
 
-fn find_identity<'a>(info: &'a TcbInfo, version: u8) -> Option<&'a TdxModuleIdentity> {
+fn find_identity(info: &TcbInfo, version: u8) -> Option<&TdxModuleIdentity> {
     let wanted = module_identity_id(version);
     info.tdx_module_identities
         .as_deref()
@@ -154,7 +156,10 @@ pub fn match_tdx_module<'a>(info: &'a TcbInfo, td: &TdReport10) -> Result<Module
             level.status,
             TcbStatus::UpToDate | TcbStatus::OutOfDate | TcbStatus::Revoked
         ) {
-            return Err(format!("module level status {} is not valid for a module", level.status));
+            return Err(format!(
+                "module level status {} is not valid for a module",
+                level.status
+            ));
         }
         (&id.module, Some(id), Some(level), level.status)
     };
@@ -203,7 +208,11 @@ fn union(lists: &[&[String]]) -> Vec<String> {
 }
 
 /// Combines an SGX platform level with the QE level.
-pub fn combine_sgx(platform: &TcbLevel, qe_status: TcbStatus, qe_advisories: &[String]) -> Combined {
+pub fn combine_sgx(
+    platform: &TcbLevel,
+    qe_status: TcbStatus,
+    qe_advisories: &[String],
+) -> Combined {
     Combined {
         status: converge(platform.status, qe_effective(qe_status)),
         advisory_ids: union(&[&platform.advisory_ids, qe_advisories]),
@@ -238,7 +247,11 @@ pub fn combine_tdx(
     {
         status = relaunch_advice(t, &svn2, status, qe)?;
     }
-    let module_advisories = t.module.level.map(|l| l.advisory_ids.as_slice()).unwrap_or_default();
+    let module_advisories = t
+        .module
+        .level
+        .map(|l| l.advisory_ids.as_slice())
+        .unwrap_or_default();
     Ok(Combined {
         status: converge(status, qe),
         advisory_ids: union(&[&t.tdx_level.advisory_ids, module_advisories, qe_advisories]),
@@ -262,8 +275,14 @@ fn relaunch_advice(
     if !applies {
         return Ok(tdx_status);
     }
-    let latest = t.info.tcb_levels.first().ok_or("the TCB info has no levels")?;
-    let latest_tdx = latest.tdx_components.ok_or("the newest TCB level has no TDX components")?;
+    let latest = t
+        .info
+        .tcb_levels
+        .first()
+        .ok_or("the TCB info has no levels")?;
+    let latest_tdx = latest
+        .tdx_components
+        .ok_or("the newest TCB level has no TDX components")?;
     let module_ok = if svn2[1] == 0 {
         svn2[0] >= latest_tdx[0]
     } else {
@@ -273,7 +292,10 @@ fn relaunch_advice(
                 module_identity_id(svn2[1])
             )
         })?;
-        let newest = id.tcb_levels.first().ok_or_else(|| format!("{} has no levels", id.id))?;
+        let newest = id
+            .tcb_levels
+            .first()
+            .ok_or_else(|| format!("{} has no levels", id.id))?;
         u16::from(svn2[0]) >= newest.isv_svn
     };
     if !(module_ok && svn2[2] >= latest_tdx[2]) {
@@ -401,9 +423,15 @@ mod tests {
         };
         // Version 1: bytes 0 and 1 are the module's business; byte 2 decides.
         let m = match_levels(&i, &p([0, 1, 7]));
-        assert_eq!((m.sgx, m.tdx), (Some(&i.tcb_levels[0]), Some(&i.tcb_levels[0])));
+        assert_eq!(
+            (m.sgx, m.tdx),
+            (Some(&i.tcb_levels[0]), Some(&i.tcb_levels[0]))
+        );
         let m = match_levels(&i, &p([9, 1, 6]));
-        assert_eq!((m.sgx, m.tdx), (Some(&i.tcb_levels[0]), Some(&i.tcb_levels[1])));
+        assert_eq!(
+            (m.sgx, m.tdx),
+            (Some(&i.tcb_levels[0]), Some(&i.tcb_levels[1]))
+        );
         assert_eq!(m.platform(true), Some(&i.tcb_levels[1]));
         assert_eq!(m.platform(false), Some(&i.tcb_levels[0]));
         // Version 0: byte 0 counts too.
@@ -417,19 +445,34 @@ mod tests {
     fn module_identity_and_level() {
         let i = info();
         let m = match_tdx_module(&i, &td([6, 1, 0])).unwrap();
-        assert_eq!((m.status, m.identity.map(|x| x.id.as_str())), (UpToDate, Some("TDX_01")));
+        assert_eq!(
+            (m.status, m.identity.map(|x| x.id.as_str())),
+            (UpToDate, Some("TDX_01"))
+        );
         let m = match_tdx_module(&i, &td([5, 1, 0])).unwrap();
         assert_eq!(m.status, OutOfDate);
         assert!(match_tdx_module(&i, &td([3, 1, 0])).is_err());
-        assert!(match_tdx_module(&i, &td([6, 3, 0])).unwrap_err().contains("TDX_03"));
+        assert!(
+            match_tdx_module(&i, &td([6, 3, 0]))
+                .unwrap_err()
+                .contains("TDX_03")
+        );
         let v0 = match_tdx_module(&i, &td([0, 0, 0])).unwrap();
         assert_eq!((v0.status, v0.identity, v0.level), (UpToDate, None, None));
         let mut signer = td([6, 1, 0]);
         signer.mr_signer_seam[0] = 1;
-        assert!(match_tdx_module(&i, &signer).unwrap_err().contains("MRSIGNERSEAM"));
+        assert!(
+            match_tdx_module(&i, &signer)
+                .unwrap_err()
+                .contains("MRSIGNERSEAM")
+        );
         let mut attrs = td([6, 1, 0]);
         attrs.seam_attributes[7] = 0x80;
-        assert!(match_tdx_module(&i, &attrs).unwrap_err().contains("SEAMATTRIBUTES"));
+        assert!(
+            match_tdx_module(&i, &attrs)
+                .unwrap_err()
+                .contains("SEAMATTRIBUTES")
+        );
     }
 
     #[test]
@@ -444,7 +487,10 @@ mod tests {
             combine_sgx(&sw, OutOfDate, &[]).status,
             OutOfDateConfigurationNeeded
         );
-        assert_eq!(combine_sgx(&sw, SWHardeningNeeded, &[]).status, OutOfDateConfigurationNeeded);
+        assert_eq!(
+            combine_sgx(&sw, SWHardeningNeeded, &[]).status,
+            OutOfDateConfigurationNeeded
+        );
         assert_eq!(combine_sgx(&sw, Revoked, &[]).status, Revoked);
 
         let report = td([4, 1, 7]);
@@ -457,7 +503,10 @@ mod tests {
             tee_tcb_svn2: None,
         };
         let c = combine_tdx(&inputs, UpToDate, &[]).unwrap();
-        assert_eq!((c.status, c.advisory_ids), (OutOfDate, vec!["INTEL-SA-M".to_owned()]));
+        assert_eq!(
+            (c.status, c.advisory_ids),
+            (OutOfDate, vec!["INTEL-SA-M".to_owned()])
+        );
 
         // A TD report 1.5 whose loaded module (SVN2) is already current: relaunch.
         let relaunch = TdxInputs {
@@ -468,15 +517,24 @@ mod tests {
             }),
             ..inputs
         };
-        assert_eq!(combine_tdx(&relaunch, UpToDate, &[]).unwrap().status, TdRelaunchAdvised);
+        assert_eq!(
+            combine_tdx(&relaunch, UpToDate, &[]).unwrap().status,
+            TdRelaunchAdvised
+        );
         // ... unless the QE is out of date.
-        assert_eq!(combine_tdx(&relaunch, OutOfDate, &[]).unwrap().status, OutOfDate);
+        assert_eq!(
+            combine_tdx(&relaunch, OutOfDate, &[]).unwrap().status,
+            OutOfDate
+        );
         // ... or the loaded module is not current either.
         let stale = TdxInputs {
             tee_tcb_svn2: Some([5, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             ..inputs
         };
-        assert_eq!(combine_tdx(&stale, UpToDate, &[]).unwrap().status, OutOfDate);
+        assert_eq!(
+            combine_tdx(&stale, UpToDate, &[]).unwrap().status,
+            OutOfDate
+        );
         let mut conf = i.tcb_levels[0].clone();
         conf.status = ConfigurationNeeded;
         let with_conf = TdxInputs {

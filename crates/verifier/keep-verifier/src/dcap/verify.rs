@@ -79,7 +79,12 @@ pub fn verify(
     ev.expect(
         "dcap.quote.qe_vendor",
         q.header.qe_vendor_id == INTEL_QE_VENDOR_ID,
-        || format!("QE vendor ID {} is not Intel's", hex::encode(q.header.qe_vendor_id)),
+        || {
+            format!(
+                "QE vendor ID {} is not Intel's",
+                hex::encode(q.header.qe_vendor_id)
+            )
+        },
     );
     check_quote_signature(&mut ev, &q, opts.cache);
     let pck = check_pck_chain(&mut ev, &q, ctx);
@@ -190,7 +195,7 @@ fn check_pck_chain(ev: &mut Checks, q: &Quote, ctx: Ctx<'_>) -> PckState {
         );
         return PckState::default();
     };
-    let certs = match parse_pem_chain(pem) {
+    let certs = match parse_pem_chain(pem, ctx.roots) {
         Ok(c) => c,
         Err(e) => {
             ev.fail("dcap.pck.chain", format!("PCK chain: {e}"));
@@ -220,20 +225,27 @@ fn check_pck_chain(ev: &mut Checks, q: &Quote, ctx: Ctx<'_>) -> PckState {
             ev.result("dcap.pck.validity", check_chain_valid_at(&certs, ctx.now));
         }
     }
-    let ext = certs.first().and_then(|leaf| match parse_pck_extensions(leaf) {
-        Ok(e) => {
-            ev.pass("dcap.pck.extensions");
-            Some(e)
-        }
-        Err(e) => {
-            ev.fail("dcap.pck.extensions", e.to_string());
-            None
-        }
-    });
+    let ext = certs
+        .first()
+        .and_then(|leaf| match parse_pck_extensions(leaf) {
+            Ok(e) => {
+                ev.pass("dcap.pck.extensions");
+                Some(e)
+            }
+            Err(e) => {
+                ev.fail("dcap.pck.extensions", e.to_string());
+                None
+            }
+        });
     PckState { certs, ext }
 }
 
-fn check_qe_report(ev: &mut Checks, q: &Quote, leaf: Option<&Cert>, cache: Option<&SignatureCache>) {
+fn check_qe_report(
+    ev: &mut Checks,
+    q: &Quote,
+    leaf: Option<&Cert>,
+    cache: Option<&SignatureCache>,
+) {
     if let Some(leaf) = leaf {
         ev.expect(
             "dcap.qe_report.signature",
@@ -263,7 +275,13 @@ fn check_qe_report(ev: &mut Checks, q: &Quote, leaf: Option<&Cert>, cache: Optio
     );
 }
 
-fn check_collateral(ev: &mut Checks, q: &Quote, pck: &PckState, c: &Collateral, ctx: Ctx<'_>) -> Appraisal {
+fn check_collateral(
+    ev: &mut Checks,
+    q: &Quote,
+    pck: &PckState,
+    c: &Collateral,
+    ctx: Ctx<'_>,
+) -> Appraisal {
     let root_crl = check_root_crl(ev, &c.root_ca_crl, ctx);
     let pck_crl = check_pck_crl(ev, &c.pck_crl, &c.pck_crl_issuer_chain, pck.ca(), ctx);
     let revocation = match (pck.leaf(), pck.ca(), &root_crl, &pck_crl) {
@@ -301,5 +319,11 @@ fn check_collateral(ev: &mut Checks, q: &Quote, pck: &PckState, c: &Collateral, 
         QeIdentity::parse,
         |t| (t.issue_date, t.next_update),
     );
-    appraise(ev, q, pck.ext.as_ref(), tcb_info.as_ref(), qe_identity.as_ref())
+    appraise(
+        ev,
+        q,
+        pck.ext.as_ref(),
+        tcb_info.as_ref(),
+        qe_identity.as_ref(),
+    )
 }
