@@ -7,8 +7,8 @@
 #           tests/fixtures/src/*.wat  (core modules, wabt's wat2wasm)
 # Outputs:  tests/fixtures/<name>.wasm, plus
 #           tests/fixtures/not_wasm.wasm and truncated.wasm (invalid inputs),
-#           tests/fixtures/hello_component.wasm (hello.wasm as a WASI preview 2
-#           wasi:cli/command component), and examples/hello.wasm (a copy of
+#           tests/fixtures/hello_component.wasm and open_many_component.wasm
+#           (those modules as WASI preview 2 wasi:cli/command components), and examples/hello.wasm (a copy of
 #           hello.wasm, source examples/hello.c, kept the same as the fixture).
 #
 # The outputs are committed: the tests never need these tools, only someone
@@ -19,8 +19,8 @@
 # wasi-preview1-component-adapter-provider, pinned to the project's wasmtime
 # version (ADAPTER_VERSION below). The script fetches it with cargo into
 # ~/.cargo/registry; set ADAPTER=/path/to/wasi_snapshot_preview1.command.wasm
-# to use another copy. Set SKIP_COMPONENT=1 to leave hello_component.wasm as
-# it is (e.g. when wasm-tools is not installed).
+# to use another copy. Set SKIP_COMPONENT=1 to leave the *_component.wasm files
+# as they are (e.g. when wasm-tools is not installed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -114,16 +114,18 @@ for p in m["packages"]:
         exit 1
     }
     echo "Component (adapter $(basename "$adapter"), wasi-preview1-component-adapter-provider $ADAPTER_VERSION):"
-    wasm-tools component new "$FIX/hello.wasm" \
-        --adapt "wasi_snapshot_preview1=$adapter" -o "$FIX/hello_component.wasm"
-    wasm-tools validate "$FIX/hello_component.wasm"
-    built "$FIX/hello_component.wasm"
+    for core in hello open_many; do
+        wasm-tools component new "$FIX/$core.wasm" \
+            --adapt "wasi_snapshot_preview1=$adapter" -o "$FIX/${core}_component.wasm"
+        wasm-tools validate "$FIX/${core}_component.wasm"
+        built "$FIX/${core}_component.wasm"
+    done
 fi
 
 echo "Checks:"
 for f in "$FIX"/*.wasm; do
     case "$(basename "$f")" in
-        not_wasm.wasm | truncated.wasm | hello_component.wasm) continue ;;
+        not_wasm.wasm | truncated.wasm | *_component.wasm) continue ;;
     esac
     wasm-validate "$f"
 done

@@ -383,18 +383,30 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn open_files_limit_on_a_component_is_a_warning_not_a_silent_no_op() {
-    let o = run(
-        &["run", "--max-files", "4", &fixture("hello_component.wasm")],
-        None,
-    );
+fn open_files_limit_holds_components_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    let map = format!("{}::/d", dir.path().display());
+    let open = |max: &str| {
+        run(
+            &[
+                "run",
+                "--ro-dir",
+                &map,
+                "--max-files",
+                max,
+                &fixture("open_many_component.wasm"),
+                "--",
+                "/d/f.txt",
+                "100",
+            ],
+            None,
+        )
+    };
+    let o = open("10");
+    assert_one_line(&o, 155, &["open-files limit", "10"]);
+    let o = open("200");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
-    assert!(
-        stderr(&o).contains(
-            "keep: warning: the open-files limit (4) is enforced for preview 1 modules only"
-        ),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stdout(&o).contains("opened 100 files"), "{}", stdout(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
 }

@@ -45,11 +45,6 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
     };
     if kind == WorkloadKind::Component {
         started.kind = "component".into();
-        if let Some(n) = spec.limits.open_files {
-            started.warnings.push(format!(
-                "the open-files limit ({n}) is enforced for preview 1 modules only; this component is not held to it"
-            ));
-        }
     }
     if let Err(e) = write_json(channel, FrameKind::Started, &started) {
         return failed(e.to_string(), stats);

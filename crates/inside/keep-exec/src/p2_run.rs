@@ -6,11 +6,11 @@ use keep_wire::LaunchSpec;
 use wasmtime::Result;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
-use wasmtime::{Engine, Store};
+use wasmtime::{CallHook, Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::limits::{MemoryLimiter, install_cpu_budget};
+use crate::limits::{LimitHit, MemoryLimiter, install_cpu_budget};
 use crate::outcome::Measured;
 use crate::wasi;
 
@@ -50,6 +50,9 @@ pub fn run(
     if let Some(budget) = cpu_budget {
         install_cpu_budget(&mut store, budget);
     }
+    if let Some(limit) = spec.limits.open_files {
+        install_open_files_limit(&mut store, limit, spec.dirs.len());
+    }
     let mut linker: Linker<State> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     let result = Command::instantiate(&mut store, component, &linker)
@@ -60,4 +63,34 @@ pub fn run(
         Ok(()) => Ok(0),
         Err(()) => Ok(1),
     }
+}
+
+/// Holds a component to at most `limit` open files and sockets. After every call into
+/// the host, the exec counts the filesystem descriptors and TCP sockets in the
+/// component's resource table; the preopened directories (handed out once by
+/// `get-directories`) are not counted, as in preview 1. Over the limit, the component
+/// is stopped. The hook is installed only when a limit is set.
+fn install_open_files_limit(store: &mut Store<State>, limit: u32, preopens: usize) {
+    let allowed = (limit as usize).saturating_add(preopens);
+    store.call_hook(move |mut ctx, hook| {
+        if !matches!(hook, CallHook::ReturningFromHost) {
+            return Ok(());
+        }
+        let held = ctx
+            .data_mut()
+            .table
+            .iter_mut()
+            .filter(|e| {
+                e.is::<wasmtime_wasi::filesystem::Descriptor>()
+                    || e.is::<wasmtime_wasi::p2::TcpSocket>()
+            })
+            .count();
+        if held > allowed {
+            return Err(wasmtime::Error::new(LimitHit {
+                limit: keep_wire::Limit::OpenFiles,
+                detail: format!("held more than {limit} files and sockets at once"),
+            }));
+        }
+        Ok(())
+    });
 }
