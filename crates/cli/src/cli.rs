@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     after_help = "Start with `keep run examples/hello.wasm`, then `keep init` to write a Keep.toml.\n\
 Exit statuses of `keep run`: the workload's own code (0-255); 125 keep could not run it;\n\
-134 trap; 151 memory, 152 cpu, 153 wall-clock, 154 output, 155 open-files limit."
+134 trap; 151 memory, 152 cpu, 153 wall-clock, 154 output, 155 open-files limit.\n\
+Exit statuses of `keep verify`: 0 accepted; 10 not genuine; 11 genuine but refused by policy;\n\
+125 keep could not read its input."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,6 +29,9 @@ pub enum Command {
     /// Facts about this machine.
     #[command(subcommand)]
     Platform(PlatformCommand),
+    /// Verify attestation evidence (SEV-SNP report, TDX or SGX quote) offline,
+    /// against a policy.
+    Verify(Box<VerifyArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,4 +120,65 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Evidence comes as one bundle, or as raw files:\n  \
+keep verify evidence.cbor\n  \
+keep verify --snp-report report.bin --vcek vcek.der [--chain ask_ark.pem] [--crl crl.der]\n  \
+keep verify --quote quote.bin --collateral collateral.json\n\n\
+Judge at another moment (certificates and collateral expire) and against a policy:\n  \
+keep verify --now 2025-06-01 --policy policy.toml --snp-report r.bin --vlek vlek.der\n\n\
+Every failed check and policy rule is listed by name. Exit status: 0 accepted,\n\
+10 not genuine, 11 genuine but refused by the policy, 125 unreadable input.")]
+pub struct VerifyArgs {
+    /// An evidence bundle (CBOR, see docs/attestation.md).
+    #[arg(value_name = "BUNDLE", conflicts_with_all = ["snp_report", "quote"])]
+    pub bundle: Option<PathBuf>,
+    /// A raw SEV-SNP attestation report (1184 bytes).
+    #[arg(long, value_name = "FILE", requires = "vcek", conflicts_with = "quote")]
+    pub snp_report: Option<PathBuf>,
+    /// The VCEK or VLEK certificate that signed the report (DER or PEM).
+    #[arg(long, visible_alias = "vlek", value_name = "FILE")]
+    pub vcek: Option<PathBuf>,
+    /// PEM with the ASK or ASVK (and optionally the ARK); by default the ones built in.
+    #[arg(long, value_name = "PEM")]
+    pub chain: Option<PathBuf>,
+    /// An AMD CRL signed by the ARK (DER or PEM); may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+    /// A raw Intel DCAP quote: TDX (v4, v5) or SGX (v3).
+    #[arg(long, value_name = "FILE")]
+    pub quote: Option<PathBuf>,
+    /// DCAP collateral in the PCCS QuoteCollateralV3 JSON layout.
+    #[arg(long, value_name = "JSON", requires = "quote")]
+    pub collateral: Option<PathBuf>,
+    /// Policy file (TOML); without it the strict default applies (see docs/attestation.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The moment to judge validity at: RFC 3339, a date, or Unix seconds. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Require this report_data (hex), e.g. the nonce you sent; overrides the policy.
+    #[arg(long, value_name = "HEX")]
+    pub report_data: Option<String>,
+    /// Also trust this root certificate (an AMD ARK or Intel root, DER or PEM), in
+    /// addition to the pinned ones. Only for test platforms.
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Vec<PathBuf>,
+    /// Write a signed EAR (attestation result, JWT) to this file.
+    #[arg(long, value_name = "FILE", requires = "ear_key")]
+    pub ear: Option<PathBuf>,
+    /// The verifier's signing key for --ear (PKCS#8 PEM, EC P-256 or P-384).
+    #[arg(long, value_name = "PEM")]
+    pub ear_key: Option<PathBuf>,
+    /// Write the evidence given as raw files as one bundle to this file.
+    #[arg(long, value_name = "FILE")]
+    pub save_bundle: Option<PathBuf>,
+    /// List passed checks too.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -10,6 +10,7 @@ mod cli;
 mod init;
 mod platform;
 mod run;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(*args),
         cli::Command::Init(args) => init::init(args),
         cli::Command::Platform(cli::PlatformCommand::Info(args)) => platform::info(args),
+        cli::Command::Verify(args) => verify::verify(*args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@
 //! failure, so a caller sees all that is wrong at once.
 
 pub mod attestation_result;
+pub mod bundle;
 pub mod cache;
 pub mod check;
 pub mod pki;

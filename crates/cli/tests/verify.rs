@@ -1,0 +1,341 @@
+//! `keep verify` as a user runs it, on the real hardware evidence committed with the
+//! verifier (crates/verifier/keep-verifier/tests/vectors).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{assert_one_line, run, stderr, stdout};
+use serde_json::Value;
+
+fn vector(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../verifier/keep-verifier/tests/vectors")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn json_of(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+fn failed_names(v: &Value, list: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == Value::Bool(false))
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const SNP_VIRTEE: [&str; 4] = [
+    "--snp-report",
+    "snp/milan-virtee/report.bin",
+    "--vcek",
+    "snp/milan-virtee/vcek.der",
+];
+
+fn snp_virtee(extra: &[&str]) -> std::process::Output {
+    let report = vector(SNP_VIRTEE[1]);
+    let vcek = vector(SNP_VIRTEE[3]);
+    let mut args = vec!["verify", "--snp-report", &report, "--vcek", &vcek];
+    args.extend_from_slice(extra);
+    run(&args, None)
+}
+
+#[test]
+fn a_genuine_snp_report_is_accepted_with_its_claims_shown() {
+    let o = snp_virtee(&["--now", "2025-01-01"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("ACCEPTED"), "{out}");
+    assert!(out.contains("sev-snp"), "{out}");
+    assert!(out.contains("measurement"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+}
+
+#[test]
+fn the_vlek_report_is_genuine_in_its_window_refused_for_vmpl_and_expired_today() {
+    let report = vector("snp/milan-vlek-aws/report.bin");
+    let vlek = vector("snp/milan-vlek-aws/vlek.der");
+    let o = run(
+        &[
+            "verify",
+            "--snp-report",
+            &report,
+            "--vlek",
+            &vlek,
+            "--now",
+            "2025-06-01",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(11), "{}{}", stdout(&o), stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["verdict"], "refused-by-policy");
+    assert!(failed_names(&v, "evidence").is_empty(), "{v}");
+    assert!(
+        failed_names(&v, "policy")
+            .iter()
+            .any(|n| n.contains("vmpl")),
+        "{v}"
+    );
+
+    let o = run(
+        &[
+            "verify",
+            "--snp-report",
+            &report,
+            "--vlek",
+            &vlek,
+            "--now",
+            "2026-11-23T00:00:00Z",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(10), "{}{}", stdout(&o), stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["verdict"], "not-genuine");
+    let failed = failed_names(&v, "evidence");
+    assert!(failed.iter().any(|n| n.contains("validity")), "{failed:?}");
+    // Every failure is listed, not only the first: the policy was still evaluated.
+    assert!(
+        failed_names(&v, "policy")
+            .iter()
+            .any(|n| n.contains("vmpl")),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_tdx_quote_with_collateral_is_accepted_at_its_time_and_expired_today() {
+    let quote = vector("tdx/dcap-qvl-uptodate/quote.bin");
+    let coll = vector("tdx/dcap-qvl-uptodate/collateral.json");
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            &quote,
+            "--collateral",
+            &coll,
+            "--now",
+            "1752919234",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("UpToDate"), "{}", stdout(&o));
+
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            &quote,
+            "--collateral",
+            &coll,
+            "--now",
+            "2026-11-23",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(10), "{}", stdout(&o));
+}
+
+#[test]
+fn an_out_of_date_tdx_platform_is_refused_unless_the_policy_accepts_it() {
+    let quote = vector("tdx/gcp-outofdate/quote.bin");
+    let coll = vector("tdx/gcp-outofdate/collateral.json");
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            &quote,
+            "--collateral",
+            &coll,
+            "--now",
+            "1739419232",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(11), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    for a in [
+        "OutOfDate",
+        "INTEL-SA-00960",
+        "INTEL-SA-00982",
+        "INTEL-SA-00986",
+    ] {
+        assert!(out.contains(a), "{a} missing: {out}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[tdx]\naccepted_tcb_statuses = [\"UpToDate\", \"OutOfDate\"]\n\
+         accepted_advisory_ids = [\"INTEL-SA-00960\", \"INTEL-SA-00982\", \"INTEL-SA-00986\"]\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            &quote,
+            "--collateral",
+            &coll,
+            "--now",
+            "1739419232",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn a_debug_td_without_collateral_is_not_genuine_and_breaks_the_debug_rule() {
+    let quote = vector("tdx/debug-td/quote.bin");
+    let o = run(
+        &["verify", "--quote", &quote, "--now", "2025-01-01", "--json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(10), "{}", stdout(&o));
+    let v = json_of(&o);
+    assert!(
+        failed_names(&v, "evidence")
+            .iter()
+            .any(|n| n.contains("collateral")),
+        "{v}"
+    );
+    assert!(
+        failed_names(&v, "policy")
+            .iter()
+            .any(|n| n.contains("debug")),
+        "{v}"
+    );
+}
+
+#[test]
+fn raw_files_saved_as_a_bundle_verify_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("evidence.cbor");
+    let b = bundle.to_str().unwrap();
+    let o = snp_virtee(&["--now", "2025-01-01", "--save-bundle", b]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&["verify", b, "--now", "2025-01-01", "--json"], None);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(json_of(&o)["tee"], "sev-snp");
+
+    let quote = vector("sgx/dcap-qvl-config-sw-hardening/quote.bin");
+    let coll = vector("sgx/dcap-qvl-config-sw-hardening/collateral.json");
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            &quote,
+            "--collateral",
+            &coll,
+            "--now",
+            "1752919277",
+            "--save-bundle",
+            b,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(11), "{}", stdout(&o));
+    let o = run(&["verify", b, "--now", "1752919277", "--json"], None);
+    assert_eq!(o.status.code(), Some(11), "{}", stdout(&o));
+    let v = json_of(&o);
+    assert_eq!(v["tee"], "sgx");
+    let text = v["claims"].to_string();
+    assert!(text.contains("ConfigurationAndSWHardeningNeeded"), "{text}");
+}
+
+#[test]
+fn report_data_must_match_when_required() {
+    let o = snp_virtee(&["--now", "2025-01-01", "--report-data", "00112233", "--json"]);
+    assert_eq!(o.status.code(), Some(11), "{}", stdout(&o));
+    assert!(
+        failed_names(&json_of(&o), "policy")
+            .iter()
+            .any(|n| n.contains("report_data"))
+    );
+}
+
+#[test]
+fn a_signed_ear_is_written_and_verifies_with_the_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = keep_verifier::attestation_result::generate_key().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, private).unwrap();
+    let ear = dir.path().join("ear.jwt");
+    let o = snp_virtee(&[
+        "--now",
+        "2025-01-01",
+        "--ear",
+        ear.to_str().unwrap(),
+        "--ear-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let token = std::fs::read_to_string(&ear).unwrap();
+    let result =
+        keep_verifier::attestation_result::verify_jwt(token.trim(), public.as_bytes()).unwrap();
+    assert_eq!(result.iat, 1735689600);
+    assert_eq!(result.submods["sev-snp"].status, ear::TrustTier::Affirming);
+}
+
+#[test]
+fn tampered_and_truncated_evidence_is_not_genuine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = std::fs::read(vector(SNP_VIRTEE[1])).unwrap();
+    report[0x90] ^= 1; // the measurement
+    let tampered = dir.path().join("tampered.bin");
+    std::fs::write(&tampered, &report).unwrap();
+    let truncated = dir.path().join("truncated.bin");
+    std::fs::write(&truncated, &report[..1000]).unwrap();
+    let vcek = vector(SNP_VIRTEE[3]);
+    for f in [&tampered, &truncated] {
+        let o = run(
+            &[
+                "verify",
+                "--snp-report",
+                f.to_str().unwrap(),
+                "--vcek",
+                &vcek,
+                "--now",
+                "2025-01-01",
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(10), "{}", stdout(&o));
+        assert!(stdout(&o).starts_with("NOT GENUINE"), "{}", stdout(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_and_status_125() {
+    let report = vector(SNP_VIRTEE[1]);
+    let o = run(&["verify", "/nonexistent/evidence.cbor"], None);
+    assert_one_line(&o, 125, &["/nonexistent/evidence.cbor"]);
+    let o = run(&["verify", &report], None);
+    assert_one_line(&o, 125, &["not an evidence bundle"]);
+    let o = snp_virtee(&["--now", "last tuesday"]);
+    assert_one_line(&o, 125, &["--now", "last tuesday"]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "[snp]\nallow_debug = false\nallow_dbug = true\n").unwrap();
+    let o = snp_virtee(&["--policy", policy.to_str().unwrap()]);
+    assert_one_line(&o, 125, &["p.toml:3:1", "allow_dbug"]);
+    let o = run(&["verify"], None);
+    assert_one_line(&o, 125, &["no evidence"]);
+    let o = snp_virtee(&["--report-data", "zz"]);
+    assert_one_line(&o, 125, &["--report-data"]);
+}
