@@ -390,6 +390,45 @@ fn issuer_chains_must_lead_to_the_tcb_signer_under_the_pinned_root() {
 }
 
 #[test]
+fn a_root_carried_with_the_evidence_is_never_trusted_for_being_there() {
+    let t = tdx();
+    let chain = &t.collateral.tcb_info_issuer_chain;
+    let signer = &chain[..chain.find("-----END CERTIFICATE-----").unwrap() + 25];
+    // The TCB signer followed by a foreign self-signed root (AMD's Milan ARK).
+    let ark = include_str!("../roots/amd/milan/ark.pem");
+    let foreign = format!("{signer}\n{ark}");
+    let v = with(&t, |c| c.tcb_info_issuer_chain = foreign.clone());
+    assert_failed(&v, &["dcap.tcb_info.chain"]);
+    // Trusting that root explicitly does not help: it did not sign the signer.
+    let extra = [keep_verifier::pki::Cert::from_der_or_pem(ark.as_bytes()).unwrap()];
+    let mut coll = t.collateral.clone();
+    coll.tcb_info_issuer_chain = foreign;
+    let opts = Options {
+        extra_intel_roots: &extra,
+        ..Options::default()
+    };
+    let v = dcap::verify(
+        &t.quote,
+        Some(&coll),
+        &TdxPolicy::default(),
+        &SgxPolicy::default(),
+        t.now,
+        opts,
+    );
+    assert_failed(&v, &["dcap.tcb_info.chain"]);
+    // An extra root does not disturb evidence under the pinned one.
+    let v = dcap::verify(
+        &t.quote,
+        Some(&t.collateral),
+        &TdxPolicy::default(),
+        &SgxPolicy::default(),
+        t.now,
+        opts,
+    );
+    assert_eq!(v.verdict, Verdict::Accepted);
+}
+
+#[test]
 fn checks_go_on_after_a_failure() {
     let t = tdx();
     let v = with(&t, |c| {
@@ -486,4 +525,68 @@ fn garbage_json_gives_typed_errors() {
     for n in (0..t.collateral.tcb_info.len()).step_by(13) {
         assert!(dcap::TcbInfo::parse(&t.collateral.tcb_info.as_bytes()[..n]).is_err());
     }
+}
+
+/// A small deterministic generator for the mutation test.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Overwrites, inserts or removes a few bytes.
+    fn mutate(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = input.to_vec();
+        for _ in 0..1 + self.below(4) {
+            let at = self.below(out.len() + 1);
+            match self.below(3) {
+                0 if at < out.len() => out[at] = self.next() as u8,
+                1 => out.insert(at, self.next() as u8),
+                _ if at < out.len() => {
+                    out.remove(at);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn random_mutations_never_panic() {
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let cache = SignatureCache::new(1 << 12);
+    let cases = [tdx(), sgx(), case("tdx/gcp-outofdate", 1739419232)];
+    let mut parsed = 0;
+    for c in &cases {
+        for _ in 0..2000 {
+            if dcap::Quote::parse(&rng.mutate(&c.quote)).is_ok() {
+                parsed += 1;
+            }
+        }
+        for _ in 0..100 {
+            let v = verify(&rng.mutate(&c.quote), Some(&c.collateral), c.now, &cache);
+            assert!(!v.evidence.is_empty());
+        }
+        for _ in 0..1000 {
+            let _ = dcap::TcbInfo::parse(&rng.mutate(c.collateral.tcb_info.as_bytes()));
+            let _ = dcap::QeIdentity::parse(&rng.mutate(c.collateral.qe_identity.as_bytes()));
+        }
+        let json = serde_json::to_vec(&c.collateral).unwrap();
+        for _ in 0..100 {
+            if let Ok(coll) = Collateral::from_json(&rng.mutate(&json)) {
+                let v = verify(&c.quote, Some(&coll), c.now, &cache);
+                assert!(!v.evidence.is_empty());
+            }
+        }
+    }
+    println!("{parsed} of 6000 mutated quotes still parsed (changes in unchecked fields)");
 }

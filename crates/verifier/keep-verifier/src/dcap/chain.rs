@@ -53,16 +53,16 @@ pub(crate) fn parse_pem_chain(pem: &[u8], roots: &[Cert]) -> Result<Vec<Cert>, D
 /// Verifies `chain` (leaf first) to a trusted root; returns the full chain with
 /// the trusted root last. `depth` is the required length including the root.
 /// Every certificate must be signed by the next; the root itself is trusted.
-pub(crate) fn verify_to_root(
-    chain: &[Cert],
+pub(crate) fn verify_to_root<'a>(
+    chain: &'a [Cert],
     depth: usize,
-    roots: &[Cert],
+    roots: &'a [Cert],
     cache: Option<&SignatureCache>,
-) -> Result<Vec<Cert>, DcapError> {
+) -> Result<Vec<&'a Cert>, DcapError> {
     let last = chain
         .last()
         .ok_or_else(|| DcapError::invalid("certificate chain", "empty"))?;
-    let mut full = chain.to_vec();
+    let mut full: Vec<&Cert> = chain.iter().collect();
     if !roots.iter().any(|r| r.der() == last.der()) {
         let issuer = roots
             .iter()
@@ -76,7 +76,7 @@ pub(crate) fn verify_to_root(
                     ),
                 )
             })?;
-        full.push(issuer.clone());
+        full.push(issuer);
     }
     if full.len() != depth {
         return Err(DcapError::invalid(
@@ -96,9 +96,12 @@ pub(crate) fn verify_to_root(
 }
 
 /// Checks that every certificate of `chain` is valid at `now`; reports all failures.
-pub(crate) fn check_chain_valid_at(chain: &[Cert], now: UnixTime) -> Result<(), String> {
+pub(crate) fn check_chain_valid_at<'a>(
+    chain: impl IntoIterator<Item = &'a Cert>,
+    now: UnixTime,
+) -> Result<(), String> {
     let errors: Vec<String> = chain
-        .iter()
+        .into_iter()
         .filter_map(|c| c.check_valid_at(now).err())
         .map(|e| e.to_string())
         .collect();

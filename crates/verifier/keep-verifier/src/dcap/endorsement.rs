@@ -58,11 +58,12 @@ pub(crate) fn check_pck_crl(
     let mut chain_ca = None;
     if !issuer_chain.trim().is_empty() {
         let r = parse_pem_chain(issuer_chain.as_bytes(), ctx.roots)
-            .and_then(|chain| verify_to_root(&chain, 2, ctx.roots, ctx.cache))
             .map_err(|e| e.to_string())
-            .and_then(|full| {
-                check_chain_valid_at(&full, ctx.now)?;
-                let ca = full.into_iter().next().ok_or("empty chain")?;
+            .and_then(|chain| {
+                let full =
+                    verify_to_root(&chain, 2, ctx.roots, ctx.cache).map_err(|e| e.to_string())?;
+                check_chain_valid_at(full.iter().copied(), ctx.now)?;
+                let ca = full.first().copied().cloned().ok_or("empty chain")?;
                 match quote_ca {
                     Some(q) if q.der() != ca.der() => Err(format!(
                         "issuer chain names {:?}, the quote's PCK chain {:?}",
@@ -142,11 +143,11 @@ pub(crate) fn check_signed_doc<T>(
             let verdict = verify_to_root(&chain, 2, ctx.roots, ctx.cache)
                 .map_err(|e| e.to_string())
                 .and_then(|full| {
-                    let cn = full.first().map(Cert::subject_name).unwrap_or_default();
+                    let cn = full.first().map(|c| c.subject_name()).unwrap_or_default();
                     if cn != TCB_SIGNING_CN {
                         return Err(format!("signer is {cn:?}, not {TCB_SIGNING_CN:?}"));
                     }
-                    check_chain_valid_at(&full, ctx.now)
+                    check_chain_valid_at(full.iter().copied(), ctx.now)
                 });
             ev.result(name("chain"), verdict);
             let not_root: Vec<&Cert> = chain

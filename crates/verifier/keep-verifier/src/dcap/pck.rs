@@ -354,6 +354,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn random_mutations_never_panic() {
+        let good = sample([7; 16], 13);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5000 {
+            let mut m = good.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % m.len() as u64) as usize;
+                m[at] = next() as u8;
+            }
+            let _ = parse_sgx_extension(&m);
+        }
+    }
+
+    #[test]
     fn refuses_duplicates_and_out_of_range_values() {
         // A second FMSPC entry.
         let mut body = tlv::read(&sample([1; 16], 11)).unwrap().0.contents.to_vec();

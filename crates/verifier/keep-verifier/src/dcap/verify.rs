@@ -205,8 +205,8 @@ fn check_pck_chain(ev: &mut Checks, q: &Quote, ctx: Ctx<'_>) -> PckState {
     let verdict = verify_to_root(&certs, 3, ctx.roots, ctx.cache)
         .map_err(|e| e.to_string())
         .and_then(|full| {
-            let leaf = full.first().map(Cert::subject_name).unwrap_or_default();
-            let ca = full.get(1).map(Cert::subject_name).unwrap_or_default();
+            let leaf = full.first().map(|c| c.subject_name()).unwrap_or_default();
+            let ca = full.get(1).map(|c| c.subject_name()).unwrap_or_default();
             if !leaf.contains(PCK_LEAF_CN) {
                 return Err(format!("leaf {leaf:?} is not a PCK certificate"));
             }
@@ -218,7 +218,10 @@ fn check_pck_chain(ev: &mut Checks, q: &Quote, ctx: Ctx<'_>) -> PckState {
     match verdict {
         Ok(full) => {
             ev.pass("dcap.pck.chain");
-            ev.result("dcap.pck.validity", check_chain_valid_at(&full, ctx.now));
+            ev.result(
+                "dcap.pck.validity",
+                check_chain_valid_at(full.iter().copied(), ctx.now),
+            );
         }
         Err(e) => {
             ev.fail("dcap.pck.chain", e);
