@@ -451,7 +451,7 @@ fn the_revoked_genoa_ask_is_refused_when_crl0_is_supplied() {
     f.chain = Some(old_chain);
     let v = run(
         &f,
-        &[crl0.clone()],
+        std::slice::from_ref(&crl0),
         &SnpPolicy::default(),
         t("2023-01-01"),
         Options::default(),
@@ -472,7 +472,7 @@ fn the_revoked_genoa_ask_is_refused_when_crl0_is_supplied() {
     let f = case.files();
     let v = run(
         &f,
-        &[crl0.clone()],
+        std::slice::from_ref(&crl0),
         &SnpPolicy::default(),
         case.now(),
         Options::default(),
@@ -481,7 +481,7 @@ fn the_revoked_genoa_ask_is_refused_when_crl0_is_supplied() {
     // crl1 is ARK-Milan's: its signature check fails for a Genoa chain.
     let v = run(
         &f,
-        &[crl1.clone()],
+        std::slice::from_ref(&crl1),
         &SnpPolicy::default(),
         case.now(),
         Options::default(),

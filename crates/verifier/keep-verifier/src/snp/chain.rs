@@ -11,6 +11,8 @@
 //! `snp.{ask|asvk}.{signature,validity}`, `snp.{vcek|vlek}.{signature,validity}`, and
 //! when CRLs are supplied `snp.crl.{parse,signature,validity,revocation}`.
 
+use std::sync::OnceLock;
+
 use x509_cert::name::Name;
 
 use super::report::SigningKey;
@@ -39,12 +41,12 @@ pub(crate) struct ChainInput<'a> {
 }
 
 /// The certificates the chain was built from.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ChainOutcome {
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChainOutcome<'a> {
     /// The ASK or ASVK used.
-    pub intermediate: Option<Cert>,
+    pub intermediate: Option<&'a Cert>,
     /// The trusted ARK used.
-    pub ark: Option<Cert>,
+    pub ark: Option<&'a Cert>,
 }
 
 fn subject(c: &Cert) -> &Name {
@@ -61,27 +63,69 @@ fn self_issued(c: &Cert) -> bool {
 
 /// The intermediate that issued `leaf` (or, without a leaf, the first supplied one,
 /// else the compiled-in one for the product): supplied certificates first.
-fn select_intermediate(input: &ChainInput<'_>) -> Option<Cert> {
+fn select_intermediate<'a>(input: &ChainInput<'a>) -> Option<&'a Cert> {
     let mut supplied = input.supplied.iter().filter(|c| !self_issued(c));
-    let compiled = |p: AmdProduct| match input.kind {
-        SigningKey::Vcek => roots::amd_ask(p).ok(),
-        SigningKey::Vlek => roots::amd_asvk(p).ok(),
+    let compiled: &'a [(AmdProduct, Cert)] = match input.kind {
+        SigningKey::Vcek => &compiled_roots().asks,
+        SigningKey::Vlek => &compiled_roots().asvks,
     };
     match input.leaf {
-        Some(leaf) => supplied
-            .find(|c| subject(c) == issuer(leaf))
-            .cloned()
-            .or_else(|| {
-                AmdProduct::ALL
-                    .into_iter()
-                    .filter_map(compiled)
-                    .find(|c| subject(c) == issuer(leaf))
-            }),
-        None => supplied
-            .next()
-            .cloned()
-            .or_else(|| input.product.and_then(compiled)),
+        Some(leaf) => supplied.find(|c| subject(c) == issuer(leaf)).or_else(|| {
+            compiled
+                .iter()
+                .map(|(_, c)| c)
+                .find(|c| subject(c) == issuer(leaf))
+        }),
+        None => supplied.next().or_else(|| {
+            compiled
+                .iter()
+                .find(|(p, _)| Some(*p) == input.product)
+                .map(|(_, c)| c)
+        }),
     }
+}
+
+/// The roots compiled into the verifier, parsed once per process: the ARKs that
+/// match their pins, and the shipped ASKs and ASVKs (still verified on every use).
+struct CompiledRoots {
+    arks: Vec<(AmdProduct, Cert)>,
+    asks: Vec<(AmdProduct, Cert)>,
+    asvks: Vec<(AmdProduct, Cert)>,
+}
+
+fn compiled_roots() -> &'static CompiledRoots {
+    static ROOTS: OnceLock<CompiledRoots> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let load = |f: fn(AmdProduct) -> Result<Cert, crate::pki::PkiError>| {
+            AmdProduct::ALL
+                .into_iter()
+                .filter_map(|p| f(p).ok().map(|c| (p, c)))
+                .collect()
+        };
+        CompiledRoots {
+            arks: load(roots::amd_ark),
+            asks: load(roots::amd_ask),
+            asvks: load(roots::amd_asvk),
+        }
+    })
+}
+
+/// Checks that `issuer` signed `cert`, refusing a signature BIT STRING with unused
+/// bits (a non-DER re-encoding of the same signature that the parser tolerates).
+fn check_signed_by(
+    cert: &Cert,
+    issuer: &Cert,
+    cache: Option<&crate::cache::SignatureCache>,
+) -> Result<(), String> {
+    let unused = cert.x509().signature().unused_bits();
+    if unused != 0 {
+        return Err(format!(
+            "the signature of {:?} is a BIT STRING with {unused} unused bits",
+            cert.subject_name()
+        ));
+    }
+    cert.verify_issued_by(issuer, cache)
+        .map_err(|e| e.to_string())
 }
 
 /// Whether `cert` is a trusted ARK: pinned, or byte-identical to an explicit extra.
@@ -92,35 +136,36 @@ fn trusted_ark(cert: &Cert, opts: &Options<'_>) -> bool {
 
 /// The trusted ARK for `intermediate` (matched by name, preferring one whose
 /// signature on it verifies), or without an intermediate the product's pinned ARK.
-fn select_ark(input: &ChainInput<'_>, intermediate: Option<&Cert>) -> Option<Cert> {
-    let mut anchors: Vec<Cert> = AmdProduct::ALL
-        .into_iter()
-        .filter_map(|p| roots::amd_ark(p).ok())
-        .collect();
-    anchors.extend(input.opts.extra_amd_arks.iter().cloned());
+fn select_ark<'a>(input: &ChainInput<'a>, intermediate: Option<&Cert>) -> Option<&'a Cert> {
+    let pinned: &'a [(AmdProduct, Cert)] = &compiled_roots().arks;
     match intermediate {
         Some(inter) => {
-            let named: Vec<&Cert> = anchors
+            let named: Vec<&'a Cert> = pinned
                 .iter()
+                .map(|(_, a)| a)
+                .chain(input.opts.extra_amd_arks)
                 .filter(|a| subject(a) == issuer(inter))
                 .collect();
             named
                 .iter()
                 .find(|a| inter.verify_issued_by(a, input.opts.cache).is_ok())
                 .or_else(|| named.first())
-                .map(|a| (*a).clone())
+                .copied()
         }
-        None => input.product.and_then(|p| roots::amd_ark(p).ok()),
+        None => pinned
+            .iter()
+            .find(|(p, _)| Some(*p) == input.product)
+            .map(|(_, a)| a),
     }
 }
 
 /// Validates the chain, recording every check in `checks`.
-pub(crate) fn validate(input: &ChainInput<'_>, checks: &mut Checks) -> ChainOutcome {
+pub(crate) fn validate<'a>(input: &ChainInput<'a>, checks: &mut Checks) -> ChainOutcome<'a> {
     let inter_name = input.kind.intermediate_name();
     let leaf_name = input.kind.name();
     let cache = input.opts.cache;
     let intermediate = select_intermediate(input);
-    let ark = select_ark(input, intermediate.as_ref());
+    let ark = select_ark(input, intermediate);
 
     // The ARK: trusted, self-signed, current.
     let untrusted: Vec<String> = input
@@ -150,7 +195,7 @@ pub(crate) fn validate(input: &ChainInput<'_>, checks: &mut Checks) -> ChainOutc
         }
     }
     if let Some(ark) = &ark {
-        checks.result("snp.ark.self_signature", ark.verify_issued_by(ark, cache));
+        checks.result("snp.ark.self_signature", check_signed_by(ark, ark, cache));
         checks.result("snp.ark.validity", ark.check_valid_at(input.now));
     }
 
@@ -158,7 +203,7 @@ pub(crate) fn validate(input: &ChainInput<'_>, checks: &mut Checks) -> ChainOutc
     let sig_name = format!("snp.{inter_name}.signature");
     match (&intermediate, &ark) {
         (Some(inter), Some(ark)) => {
-            checks.result(sig_name, inter.verify_issued_by(ark, cache));
+            checks.result(sig_name, check_signed_by(inter, ark, cache));
         }
         (Some(_), None) => checks.fail(sig_name, "no trusted ARK to check it with"),
         (None, _) => checks.fail(
@@ -186,7 +231,7 @@ pub(crate) fn validate(input: &ChainInput<'_>, checks: &mut Checks) -> ChainOutc
         let name = format!("snp.{leaf_name}.signature");
         match &intermediate {
             Some(inter) => {
-                checks.result(name, leaf.verify_issued_by(inter, cache));
+                checks.result(name, check_signed_by(leaf, inter, cache));
             }
             None => checks.fail(
                 name,
@@ -199,7 +244,7 @@ pub(crate) fn validate(input: &ChainInput<'_>, checks: &mut Checks) -> ChainOutc
         );
     }
 
-    check_crls(input, ark.as_ref(), intermediate.as_ref(), checks);
+    check_crls(input, ark, intermediate, checks);
     ChainOutcome { intermediate, ark }
 }
 
@@ -454,6 +499,37 @@ mod tests {
         };
         let c = run(Some(&vcek), &supplied, &[], None, "2023-01-01", opts);
         assert!(c.all_passed(), "{c:?}");
+    }
+
+    #[test]
+    fn a_signature_bit_string_with_unused_bits_is_refused() {
+        // genoa-oak-v5's VCEK: the signature BIT STRING's unused-bits byte is at 834
+        // and its last byte is even, so the parser accepts 1 unused bit there.
+        let mut der = include_bytes!("../../tests/vectors/snp/genoa-oak-v5/vcek.der").to_vec();
+        assert_eq!(der[830..835], [0x03, 0x82, 0x02, 0x01, 0x00]);
+        let good = Cert::from_der(&der).unwrap();
+        assert!(
+            run(
+                Some(&good),
+                &[],
+                &[],
+                None,
+                "2025-09-12",
+                Options::default()
+            )
+            .all_passed()
+        );
+        der[834] = 1;
+        let odd = Cert::from_der(&der).unwrap();
+        let c = run(Some(&odd), &[], &[], None, "2025-09-12", Options::default());
+        assert_eq!(failed_names(&c), ["snp.vcek.signature"]);
+        assert!(
+            c.failures()
+                .next()
+                .unwrap()
+                .detail
+                .contains("1 unused bits")
+        );
     }
 
     #[test]

@@ -547,8 +547,10 @@ mod tests {
         let mut data = [0u8; 64];
         data[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         let r = report(MILAN_DEBUG, &[(0x50, &data)]);
-        let mut p = SnpPolicy::default();
-        p.report_data = Some(HexBytes(vec![0xde, 0xad, 0xbe, 0xef]));
+        let mut p = SnpPolicy {
+            report_data: Some(HexBytes(vec![0xde, 0xad, 0xbe, 0xef])),
+            ..SnpPolicy::default()
+        };
         assert!(eval(&p, &r, None).passed("policy.snp.report_data"));
         p.report_data = Some(HexBytes(vec![0xde, 0xad]));
         assert!(eval(&p, &r, None).failed("policy.snp.report_data"));

@@ -332,25 +332,20 @@ impl Report {
     /// The byte ranges this report's version defines as reserved (must be zero),
     /// including the unused high bytes of the signature's `r` and `s`.
     pub fn reserved_ranges(&self) -> Vec<std::ops::Range<usize>> {
-        let mut r = vec![0x4C..0x50];
-        r.push(if self.version >= 3 {
-            0x18B..0x1A0
-        } else {
-            0x188..0x1A0
-        });
-        r.push(0x1EB..0x1EC);
-        r.push(0x1EF..0x1F0);
-        r.push(if self.version >= 5 {
-            0x208..SIGNED_LEN
-        } else {
-            0x1F8..SIGNED_LEN
-        });
+        let cpuid_tail = if self.version >= 3 { 0x18B } else { 0x188 };
+        let tail = if self.version >= 5 { 0x208 } else { 0x1F8 };
         let r_hi = SIGNED_LEN + P384_LEN..SIGNED_LEN + SIG_COMPONENT;
         let s_hi = SIGNED_LEN + SIG_COMPONENT + P384_LEN..SIGNED_LEN + 2 * SIG_COMPONENT;
-        r.push(r_hi);
-        r.push(s_hi);
-        r.push(SIGNED_LEN + 2 * SIG_COMPONENT..REPORT_SIZE);
-        r
+        vec![
+            0x4C..0x50,
+            cpuid_tail..0x1A0,
+            0x1EB..0x1EC,
+            0x1EF..0x1F0,
+            tail..SIGNED_LEN,
+            r_hi,
+            s_hi,
+            SIGNED_LEN + 2 * SIG_COMPONENT..REPORT_SIZE,
+        ]
     }
 
     /// Checks that every reserved byte range and the reserved flag bits (5 to 31 of

@@ -3,6 +3,7 @@
 //! (`hwID` against `CHIP_ID`) and the TCB (the SPL extensions against
 //! `REPORTED_TCB`).
 
+use const_oid::ObjectIdentifier;
 use serde::Serialize;
 
 use super::SnpError;
@@ -12,23 +13,24 @@ use crate::roots::AmdProduct;
 use crate::tlv;
 
 /// `structVersion` (INTEGER).
-pub const OID_STRUCT_VERSION: &str = "1.3.6.1.4.1.3704.1.1";
+pub const OID_STRUCT_VERSION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.1");
 /// `productName` (IA5String, e.g. `Milan-B0`).
-pub const OID_PRODUCT_NAME: &str = "1.3.6.1.4.1.3704.1.2";
+pub const OID_PRODUCT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
 /// `blSPL` (INTEGER).
-pub const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
+pub const OID_BL_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
 /// `teeSPL` (INTEGER).
-pub const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
+pub const OID_TEE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
 /// `snpSPL` (INTEGER).
-pub const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
+pub const OID_SNP_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
 /// `ucodeSPL` (INTEGER).
-pub const OID_UCODE_SPL: &str = "1.3.6.1.4.1.3704.1.3.8";
+pub const OID_UCODE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
 /// `fmcSPL` (INTEGER, Turin and later).
-pub const OID_FMC_SPL: &str = "1.3.6.1.4.1.3704.1.3.9";
+pub const OID_FMC_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
 /// `hwID` (the chip ID: 64 bytes, 8 on Turin; VCEK only).
-pub const OID_HWID: &str = "1.3.6.1.4.1.3704.1.4";
+pub const OID_HWID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
 /// `cspID` (IA5String naming the cloud provider; VLEK only).
-pub const OID_CSP_ID: &str = "1.3.6.1.4.1.3704.1.5";
+pub const OID_CSP_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.5");
 
 /// The longest `productName` / `cspID` accepted.
 const MAX_NAME: usize = 256;
@@ -58,13 +60,13 @@ fn bad(name: &'static str, reason: impl Into<String>) -> SnpError {
 /// The value of the extension `oid`, or `None`; an extension present twice is an error.
 fn extension<'c>(
     cert: &'c Cert,
-    oid: &str,
+    oid: &ObjectIdentifier,
     name: &'static str,
 ) -> Result<Option<&'c [u8]>, SnpError> {
     let Some(exts) = cert.x509().tbs_certificate().extensions() else {
         return Ok(None);
     };
-    let mut found = exts.iter().filter(|e| e.extn_id.to_string() == oid);
+    let mut found = exts.iter().filter(|e| e.extn_id == *oid);
     let first = found.next();
     if found.next().is_some() {
         return Err(bad(name, "present more than once"));
@@ -136,26 +138,26 @@ fn hwid(value: &[u8]) -> Result<Vec<u8>, SnpError> {
 /// Reads the AMD extensions of a VCEK or VLEK. Absent extensions are `None`; a
 /// present one that is malformed is an error.
 pub fn parse_vcek_extensions(cert: &Cert) -> Result<VcekExtensions, SnpError> {
-    let int = |oid: &str, name: &'static str| -> Result<Option<u64>, SnpError> {
+    let int = |oid: &ObjectIdentifier, name: &'static str| -> Result<Option<u64>, SnpError> {
         extension(cert, oid, name)?
             .map(|v| integer(v, name))
             .transpose()
     };
-    let string = |oid: &str, name: &'static str| -> Result<Option<String>, SnpError> {
+    let string = |oid: &ObjectIdentifier, name: &'static str| -> Result<Option<String>, SnpError> {
         extension(cert, oid, name)?
             .map(|v| ia5(v, name))
             .transpose()
     };
     Ok(VcekExtensions {
-        struct_version: int(OID_STRUCT_VERSION, "structVersion")?,
-        product_name: string(OID_PRODUCT_NAME, "productName")?,
-        bl_spl: int(OID_BL_SPL, "blSPL")?,
-        tee_spl: int(OID_TEE_SPL, "teeSPL")?,
-        snp_spl: int(OID_SNP_SPL, "snpSPL")?,
-        ucode_spl: int(OID_UCODE_SPL, "ucodeSPL")?,
-        fmc_spl: int(OID_FMC_SPL, "fmcSPL")?,
-        hwid: extension(cert, OID_HWID, "hwID")?.map(hwid).transpose()?,
-        csp_id: string(OID_CSP_ID, "cspID")?,
+        struct_version: int(&OID_STRUCT_VERSION, "structVersion")?,
+        product_name: string(&OID_PRODUCT_NAME, "productName")?,
+        bl_spl: int(&OID_BL_SPL, "blSPL")?,
+        tee_spl: int(&OID_TEE_SPL, "teeSPL")?,
+        snp_spl: int(&OID_SNP_SPL, "snpSPL")?,
+        ucode_spl: int(&OID_UCODE_SPL, "ucodeSPL")?,
+        fmc_spl: int(&OID_FMC_SPL, "fmcSPL")?,
+        hwid: extension(cert, &OID_HWID, "hwID")?.map(hwid).transpose()?,
+        csp_id: string(&OID_CSP_ID, "cspID")?,
     })
 }
 

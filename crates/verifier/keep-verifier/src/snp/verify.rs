@@ -108,10 +108,10 @@ pub fn verify(
     // The product as the report and the VCEK state it, then the chain.
     let mut sources = ProductSources::default();
     if let Some(r) = &report {
-        sources.from_report(r);
+        sources.add_report(r);
     }
     if let Some(c) = &leaf {
-        sources.from_leaf(c, ext.as_ref());
+        sources.add_leaf(c, ext.as_ref());
     }
     let outcome = chain::validate(
         &ChainInput {
@@ -125,13 +125,13 @@ pub fn verify(
         },
         &mut ev,
     );
-    if let Some(i) = &outcome.intermediate {
+    if let Some(i) = outcome.intermediate {
         sources.add_name(
             format!("{} name", kind.intermediate_name().to_uppercase()),
             i,
         );
     }
-    if let Some(a) = &outcome.ark {
+    if let Some(a) = outcome.ark {
         match roots::is_pinned_amd_ark(a) {
             Some(p) => sources.add("pinned ARK", p),
             None => sources.add_name("ARK name".into(), a),
@@ -141,13 +141,7 @@ pub fn verify(
 
     // What binds the report to the VCEK or VLEK.
     if let Some(r) = &report {
-        check_signing_key(
-            r,
-            kind,
-            ext.as_ref(),
-            outcome.intermediate.as_ref(),
-            &mut ev,
-        );
+        check_signing_key(r, kind, ext.as_ref(), outcome.intermediate, &mut ev);
     }
     if let (Some(r), Some(x)) = (&report, &ext) {
         if kind == SigningKey::Vcek {
@@ -303,7 +297,7 @@ impl ProductSources {
         }
     }
 
-    fn from_report(&mut self, r: &Report) {
+    fn add_report(&mut self, r: &Report) {
         if let Some(id) = r.cpuid {
             match product_from_cpuid(id.family, id.model) {
                 Some(p) => self.add("report CPUID", p),
@@ -315,7 +309,7 @@ impl ProductSources {
         }
     }
 
-    fn from_leaf(&mut self, c: &Cert, ext: Option<&VcekExtensions>) {
+    fn add_leaf(&mut self, c: &Cert, ext: Option<&VcekExtensions>) {
         if let Some(name) = ext.and_then(|x| x.product_name.as_deref()) {
             match product_from_name(name) {
                 Some(p) => self.add("productName", p),
