@@ -1,4 +1,5 @@
-//! Preopened sockets declared in Enarx.toml and Keep.toml (WASI preview 1).
+//! Sockets declared in Enarx.toml and Keep.toml: preopened for WASI preview 1, an
+//! address allowlist for preview 2 components.
 
 mod common;
 
@@ -165,4 +166,51 @@ fn sockets_follow_preopened_directories() {
 fn unreachable_connect_is_one_line() {
     let o = run_client("", free_port(), &[]);
     common::assert_one_line(&o, 125, &["socket db", "cannot connect"]);
+}
+
+/// socket_check_component.wasm (tests/fixtures/src/socket_check) exits 0 only when a
+/// connect to 127.0.0.1:47001 and a bind of 127.0.0.1:47003 are not refused, and a
+/// connect to :47002 and a bind of :47004 are refused with access-denied.
+fn socket_check(connect: bool, listen: bool) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = String::new();
+    if connect {
+        toml.push_str(
+            "[[sockets]]\nname = \"out\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = 47001\n",
+        );
+    }
+    if listen {
+        toml.push_str(
+            "[[sockets]]\nname = \"in\"\nkind = \"listen\"\naddr = \"127.0.0.1\"\nport = 47003\n",
+        );
+    }
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(&manifest, toml).unwrap();
+    keep()
+        .args([
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("socket_check_component.wasm"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_component_gets_tcp_to_and_from_declared_addresses_only() {
+    let o = socket_check(true, true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Each check matters: without the connect or the listen declared, it is refused.
+    for (connect, listen) in [(true, false), (false, true), (false, false)] {
+        let o = socket_check(connect, listen);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "connect {connect} listen {listen}: {}",
+            stderr(&o)
+        );
+    }
 }

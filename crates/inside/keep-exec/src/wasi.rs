@@ -60,6 +60,12 @@ pub fn builder(
 }
 
 /// Preview 2 components get TCP only to and from the sockets the manifest declares.
+///
+/// wasmtime checks an outgoing connection twice: the implicit bind of the local end
+/// (as a bind to the unspecified address, port 0) and the remote address. So a
+/// declared connect also allows binding the unspecified address of its family to an
+/// ephemeral port; a component could then listen there, on a port it does not choose.
+/// Declared listen addresses are allowed exactly; nothing else is.
 fn allow_declared_network(b: &mut WasiCtxBuilder, spec: &LaunchSpec) {
     let mut allowed: Vec<(SocketAddr, SocketKind)> = Vec::new();
     for s in &spec.sockets {
@@ -76,6 +82,9 @@ fn allow_declared_network(b: &mut WasiCtxBuilder, spec: &LaunchSpec) {
         let ok = allowed.iter().any(|(a, kind)| match (kind, usage) {
             (SocketKind::Listen, SocketAddrUse::TcpBind) => *a == addr,
             (SocketKind::Connect, SocketAddrUse::TcpConnect) => *a == addr,
+            (SocketKind::Connect, SocketAddrUse::TcpBind) => {
+                addr.port() == 0 && addr.ip().is_unspecified() && addr.is_ipv4() == a.is_ipv4()
+            }
             _ => false,
         });
         Box::pin(async move { ok })
