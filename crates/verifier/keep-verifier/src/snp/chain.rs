@@ -61,8 +61,10 @@ fn self_issued(c: &Cert) -> bool {
     subject(c) == issuer(c)
 }
 
-/// The intermediate that issued `leaf` (or, without a leaf, the first supplied one,
-/// else the compiled-in one for the product): supplied certificates first.
+/// The intermediate that issued `leaf`: among the supplied certificates, then the
+/// compiled-in ones, those named as the leaf's issuer, preferring the first whose
+/// signature on the leaf verifies. Without a leaf: the first supplied intermediate,
+/// else the compiled-in one for the product.
 fn select_intermediate<'a>(input: &ChainInput<'a>) -> Option<&'a Cert> {
     let mut supplied = input.supplied.iter().filter(|c| !self_issued(c));
     let compiled: &'a [(AmdProduct, Cert)] = match input.kind {
@@ -70,12 +72,17 @@ fn select_intermediate<'a>(input: &ChainInput<'a>) -> Option<&'a Cert> {
         SigningKey::Vlek => &compiled_roots().asvks,
     };
     match input.leaf {
-        Some(leaf) => supplied.find(|c| subject(c) == issuer(leaf)).or_else(|| {
-            compiled
+        Some(leaf) => {
+            let named: Vec<&'a Cert> = supplied
+                .chain(compiled.iter().map(|(_, c)| c))
+                .filter(|c| subject(c) == issuer(leaf))
+                .collect();
+            named
                 .iter()
-                .map(|(_, c)| c)
-                .find(|c| subject(c) == issuer(leaf))
-        }),
+                .find(|c| leaf.verify_issued_by(c, input.opts.cache).is_ok())
+                .or_else(|| named.first())
+                .copied()
+        }
         None => supplied.next().or_else(|| {
             compiled
                 .iter()

@@ -51,18 +51,25 @@ pub use verify::{SnpEvidence, verify};
 /// Why a report or a VCEK was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SnpError {
+    /// The report does not have the one size every version has.
     #[error("report is {0} bytes, expected {size}", size = report::REPORT_SIZE)]
     ReportLength(usize),
+    /// Bytes or bits the report's version reserves are set.
     #[error("reserved bits are not zero: {0}")]
     ReservedNotZero(String),
+    /// The signature's `r` or `s` has bits above the 384 a P-384 value can have.
     #[error("a signature component does not fit in 48 bytes")]
     SignatureComponentTooLarge,
+    /// An AMD extension of the VCEK or VLEK is malformed or duplicated.
     #[error("certificate extension {name} is malformed: {reason}")]
     Extension { name: &'static str, reason: String },
+    /// A required AMD extension is absent.
     #[error("certificate extension {0} is missing")]
     MissingExtension(&'static str),
+    /// The VCEK was issued for another chip.
     #[error("{0}")]
     HwidMismatch(String),
+    /// The VCEK was issued for another TCB than the report's `REPORTED_TCB`.
     #[error("TCB extensions differ from REPORTED_TCB: {0}")]
     TcbMismatch(String),
 }

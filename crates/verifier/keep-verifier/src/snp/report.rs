@@ -140,8 +140,11 @@ impl PlatformInfo {
 /// A firmware version (`CURRENT_*` at 0x1E8, `COMMITTED_*` at 0x1EC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FirmwareVersion {
+    /// Major version.
     pub major: u8,
+    /// Minor version.
     pub minor: u8,
+    /// Build number.
     pub build: u8,
 }
 
@@ -152,6 +155,7 @@ pub struct Cpuid {
     pub family: u8,
     /// Combined model (extended << 4 | base).
     pub model: u8,
+    /// Stepping.
     pub stepping: u8,
 }
 

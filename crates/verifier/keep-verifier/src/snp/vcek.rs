@@ -38,15 +38,23 @@ const MAX_NAME: usize = 256;
 /// The AMD extensions of a VCEK or VLEK; each is `None` when absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VcekExtensions {
+    /// `structVersion`: the version of this set of extensions.
     pub struct_version: Option<u64>,
+    /// `productName`, e.g. `Milan-B0` or `Genoa`.
     pub product_name: Option<String>,
+    /// `blSPL`: the bootloader SPL the key was derived for.
     pub bl_spl: Option<u64>,
+    /// `teeSPL`: the PSP OS SPL.
     pub tee_spl: Option<u64>,
+    /// `snpSPL`: the SNP firmware SPL.
     pub snp_spl: Option<u64>,
+    /// `ucodeSPL`: the microcode SPL.
     pub ucode_spl: Option<u64>,
+    /// `fmcSPL`: the FMC SPL (Turin and later).
     pub fmc_spl: Option<u64>,
     /// The chip ID the certificate was issued for (raw bytes, unwrapped).
     pub hwid: Option<Vec<u8>>,
+    /// `cspID`: the cloud provider a VLEK was issued to.
     pub csp_id: Option<String>,
 }
 
