@@ -214,3 +214,46 @@ fn a_component_gets_tcp_to_and_from_declared_addresses_only() {
         );
     }
 }
+
+#[test]
+fn poll_oneoff_waits_on_preopened_sockets_with_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[sockets]]\nname = \"web\"\nkind = \"listen\"\naddr = \"127.0.0.1\"\nport = {port}\n"
+        ),
+    )
+    .unwrap();
+    let child = keep()
+        .args([
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("poll_server.wasm"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut conn = connect_with_retry(port);
+    // The server polls the quiet connection first (100 ms timeout), then says ready.
+    let mut ready = [0u8; 6];
+    conn.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    conn.write_all(b"ping").unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(answer, b"got: ping");
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("listener ready\nquiet: timeout\nreadable: "),
+        "{out}"
+    );
+    assert!(out.contains("readable: 4 bytes"), "{out}");
+}

@@ -18,6 +18,7 @@ mod engine;
 mod limits;
 mod outcome;
 mod p1_extras;
+mod p1_poll;
 mod p1_run;
 mod p2_run;
 mod wasi;
