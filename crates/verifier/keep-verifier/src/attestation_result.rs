@@ -44,7 +44,9 @@ pub fn verifier_id() -> VerifierID {
 }
 
 fn policy_area(rule: &str) -> Area {
-    const EXEC: [&str; 12] = [
+    const EXEC: [&str; 14] = [
+        "guest_svn",
+        "mrowner",
         "measurement",
         "host_data",
         "id_key",
@@ -67,7 +69,7 @@ fn policy_area(rule: &str) -> Area {
         "attributes",
         "sept",
     ];
-    const HW: [&str; 4] = ["tcb", "status", "advisor", "product"];
+    const HW: [&str; 5] = ["tcb", "status", "advisor", "product", "signing_key"];
     if rule.contains("report_data") {
         Area::Identity
     } else if EXEC.iter().any(|k| rule.contains(k)) {
@@ -154,15 +156,19 @@ pub fn to_ear(v: &Verification, now: UnixTime, nonce: Option<&str>) -> Ear {
             .insert("keep.failed".to_owned(), RawValue::Array(failed));
     }
 
-    let mut ear = Ear::new_with_profile(ear::EAR_PROFILE).unwrap_or_else(|_| Ear::new());
-    ear.profile = ear::EAR_PROFILE.to_owned();
-    ear.iat = now.0;
-    ear.vid = verifier_id();
-    if let Some(n) = nonce {
-        if let Ok(n) = ear::Nonce::try_from(n) {
-            ear.nonce = Some(n);
-        }
-    }
+    // Built field by field: `Ear::new` would read the clock, and `now` is an input.
+    let mut ear = Ear {
+        profile: ear::EAR_PROFILE.to_owned(),
+        iat: now.0,
+        exp: None,
+        vid: verifier_id(),
+        submods: BTreeMap::new(),
+        nonce: nonce.and_then(|n| ear::Nonce::try_from(n).ok()),
+        status: None,
+        raw_evidence: None,
+        topology: None,
+        extensions: ear::Extensions::new(),
+    };
     ear.submods = BTreeMap::from([(v.tee.name().to_owned(), appraisal)]);
     ear.update_status_from_trust_vector();
     ear

@@ -343,6 +343,12 @@ impl Cert {
             ));
         }
         let alg = self.signature_algorithm()?;
+        if self.cert.signature().unused_bits() != 0 {
+            return Err(PkiError::Malformed {
+                what: "certificate",
+                reason: "signature BIT STRING has unused bits".into(),
+            });
+        }
         let sig = self.cert.signature().raw_bytes();
         let message = self.der.get(self.tbs.clone()).unwrap_or_default();
         if verify_signature(alg, issuer.public_key(), message, sig, cache) {
@@ -435,6 +441,12 @@ impl Crl {
             ));
         }
         let alg = SigAlg::from_x509(&self.crl.signature_algorithm)?;
+        if self.crl.signature.unused_bits() != 0 {
+            return Err(PkiError::Malformed {
+                what: "CRL",
+                reason: "signature BIT STRING has unused bits".into(),
+            });
+        }
         let message = self.der.get(self.tbs.clone()).unwrap_or_default();
         if verify_signature(
             alg,
