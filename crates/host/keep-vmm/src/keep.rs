@@ -1,0 +1,193 @@
+//! A Keep: the VM, its vCPU and memory, launched with a payload and run to its end.
+
+use std::time::{Duration, Instant};
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+
+use crate::abi::*;
+use crate::error::vector_name;
+use crate::hostcall::{self, HostCallServer, Request};
+use crate::measure::launch_digest;
+use crate::memory::GuestMemory;
+use crate::watchdog::{FIRED_CPU, FIRED_KILL, FIRED_WALL, KillHandle, Watchdog};
+use crate::{Error, SHIM, loader, vcpu};
+
+/// What the host fixes at launch.
+#[derive(Debug, Clone)]
+pub struct KeepConfig {
+    /// Guest memory in bytes (a multiple of 2 MiB, 8 MiB to 3 GiB). Fixed for the
+    /// Keep's life: the shim allocates inside it and never asks for more.
+    pub mem_size: u64,
+    /// argv (at least the program name) and envp, measured as part of the boot layer.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub wall_limit: Option<Duration>,
+    pub cpu_limit: Option<Duration>,
+}
+
+impl Default for KeepConfig {
+    fn default() -> Self {
+        Self { mem_size: 64 << 20, args: vec!["payload".into()], env: Vec::new(), wall_limit: None, cpu_limit: None }
+    }
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub exits: u64,
+    pub host_calls: u64,
+    /// From the first KVM_RUN to the first host call.
+    pub first_call: Option<Duration>,
+    pub wall: Duration,
+}
+
+/// A normal end: the payload called exit or exit_group.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub code: i32,
+    pub stats: Stats,
+}
+
+pub struct Keep {
+    // Field order matters for Drop: the vCPU and VM go before their memory.
+    vcpu: VcpuFd,
+    _vm: VmFd,
+    mem: GuestMemory,
+    kvm: Kvm,
+    digest: [u8; 48],
+    config: KeepConfig,
+    kill: KillHandle,
+}
+
+fn check_config(config: &KeepConfig, payload: &[u8]) -> Result<(), Error> {
+    let m = config.mem_size;
+    if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&m) || m % (2 << 20) != 0 {
+        return Err(Error::Config(format!("memory size {m} must be a multiple of 2 MiB from 8 MiB to 3 GiB")));
+    }
+    if payload.is_empty() || payload.len() as u64 > m - PAYLOAD_GPA - (4 << 20) {
+        return Err(Error::Config(format!("payload of {} bytes does not fit in {m} bytes of guest memory", payload.len())));
+    }
+    Ok(())
+}
+
+impl Keep {
+    /// The launch digest a Keep with this configuration and payload would have,
+    /// computed without KVM (for `keep measure`).
+    pub fn measure(config: &KeepConfig, payload: &[u8]) -> Result<[u8; 48], Error> {
+        check_config(config, payload)?;
+        let boot = loader::boot_info(config.mem_size, payload.len() as u64, &config.args, &config.env)?;
+        Ok(launch_digest(SHIM, payload, &boot))
+    }
+
+    /// Creates the VM and loads shim, payload and boot parameters. Nothing runs yet.
+    pub fn launch(config: KeepConfig, payload: &[u8]) -> Result<Self, Error> {
+        check_config(&config, payload)?;
+        let boot = loader::boot_info(config.mem_size, payload.len() as u64, &config.args, &config.env)?;
+        let digest = launch_digest(SHIM, payload, &boot);
+        let kvm = Kvm::new().map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
+        let vm = kvm.create_vm().map_err(Error::kvm("create VM"))?;
+        let mut mem = GuestMemory::new(config.mem_size as usize)?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            guest_phys_addr: 0,
+            memory_size: mem.size() as u64,
+            userspace_addr: mem.host_addr(),
+            flags: 0,
+        };
+        // SAFETY: the region is our own mapping of exactly that size; it outlives the
+        // VM (field order in Keep) and is not remapped while registered.
+        unsafe { vm.set_user_memory_region(region) }.map_err(Error::kvm("set memory region"))?;
+        loader::page_tables(&mut mem)?;
+        loader::descriptor_tables(&mut mem)?;
+        let entry = loader::load_shim(&mut mem, SHIM)?;
+        mem.write(PAYLOAD_GPA, payload)?;
+        mem.write(BOOT_INFO_GPA, &boot)?;
+        let vcpu = vm.create_vcpu(0).map_err(Error::kvm("create vCPU"))?;
+        vcpu::setup(&kvm, &vcpu, entry)?;
+        Ok(Self { vcpu, _vm: vm, mem, kvm, digest, config, kill: KillHandle::default() })
+    }
+
+    /// The SHA-384 launch digest (see `measure`).
+    pub fn digest(&self) -> [u8; 48] {
+        self.digest
+    }
+
+    /// A handle that stops the Keep from another thread.
+    pub fn kill_handle(&self) -> KillHandle {
+        self.kill.clone()
+    }
+
+    /// Runs the Keep until the payload exits, faults, the shim refuses something, or
+    /// a limit is reached.
+    pub fn run(mut self, server: &mut dyn HostCallServer) -> Result<Exit, Error> {
+        let _ = &self.kvm;
+        let immediate_exit = std::ptr::addr_of_mut!(self.vcpu.get_kvm_run().immediate_exit);
+        let dog = Watchdog::start(immediate_exit, self.config.wall_limit, self.config.cpu_limit, self.kill.clone());
+        let start = Instant::now();
+        let mut stats = Stats::default();
+        let result = loop {
+            let exit = self.vcpu.run();
+            stats.exits += 1;
+            let doorbell = match exit {
+                Ok(VcpuExit::MmioWrite(addr, _)) if addr == DOORBELL_GPA => true,
+                Ok(VcpuExit::MmioWrite(addr, _)) => break Err(Error::Unexpected(format!("store to unbacked address {addr:#x}"))),
+                Ok(VcpuExit::MmioRead(addr, _)) => break Err(Error::Unexpected(format!("load from unbacked address {addr:#x}"))),
+                Ok(VcpuExit::Hlt) => break Err(Error::Unexpected("the vCPU halted without an exit call".into())),
+                Ok(VcpuExit::Shutdown) => {
+                    let rip = self.vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+                    break Err(Error::Unexpected(format!("triple fault (shutdown) near rip {rip:#x}")));
+                }
+                Ok(VcpuExit::Intr) => false,
+                Ok(other) => {
+                    let what = format!("{other:?}");
+                    let regs = self.vcpu.get_regs().map(|r| format!("{r:x?}")).unwrap_or_default();
+                    break Err(Error::Unexpected(format!("{what}; registers {regs}")));
+                }
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => false,
+                Err(e) => break Err(Error::Kvm { what: "run", source: e }),
+            };
+            match dog.fired() {
+                FIRED_WALL => break Err(Error::Timeout(self.config.wall_limit.unwrap_or_default())),
+                FIRED_CPU => break Err(Error::CpuLimit(self.config.cpu_limit.unwrap_or_default())),
+                FIRED_KILL => break Err(Error::Unexpected("killed by the host".into())),
+                _ => {}
+            }
+            if !doorbell {
+                continue;
+            }
+            stats.host_calls += 1;
+            stats.first_call.get_or_insert_with(|| start.elapsed());
+            match self.serve(server) {
+                Ok(None) => {}
+                Ok(Some(code)) => break Ok(code),
+                Err(e) => break Err(e),
+            }
+        };
+        drop(dog);
+        stats.wall = start.elapsed();
+        result.map(|code| Exit { code, stats })
+    }
+
+    /// Serves one request; Some(code) when the payload exited.
+    fn serve(&mut self, server: &mut dyn HostCallServer) -> Result<Option<i32>, Error> {
+        let block = self.mem.slice_mut(CALL_BLOCK_GPA, CALL_BLOCK_SIZE as usize)?;
+        match hostcall::parse(block)? {
+            Request::Call(call) => {
+                let (header, data) = block.split_at_mut(CALL_DATA_OFFSET as usize);
+                let reply = server.serve(&call, data);
+                hostcall::write_reply(header, reply);
+                Ok(None)
+            }
+            Request::Log(line) => {
+                server.log(&line);
+                Ok(None)
+            }
+            Request::Exit(code) => Ok(Some(code)),
+            Request::Fault { vector, error_code, rip, cr2 } => {
+                Err(Error::Fault { vector, name: vector_name(vector), error_code, rip, cr2 })
+            }
+            Request::Abort(reason) => Err(Error::ShimAbort(reason)),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! keep-vmm: the VMM of the KVM Keep (host domain).
+//!
+//! Trusts: the host kernel's KVM. Does not trust: the guest. Everything the shim
+//! asks for through the call block is bounds-checked against the block (offsets and
+//! lengths, never guest pointers), and the guest can only make the VMM serve stdio,
+//! time and its own exit. The tenant, in turn, does not trust this crate: on plain
+//! KVM the host sees and can change all guest memory and registers (see
+//! `docs/architecture.md`, "The KVM Keep").
+//!
+//! What it does: creates a VM with fixed memory and one vCPU, enters 64-bit mode
+//! directly (page tables, segments, control registers; no firmware), loads the
+//! embedded shim, the payload and the boot parameters at fixed guest-physical
+//! addresses, computes the SHA-384 launch digest over them, runs the vCPU loop,
+//! serves host calls through a replaceable [`HostCallServer`], and enforces the
+//! wall-clock and CPU-time limits from a watchdog thread.
+
+#[path = "../../../inside/keep-shim/src/abi.rs"]
+#[allow(dead_code)] // shared with the shim; not every item is used on this side
+mod abi;
+mod error;
+mod hostcall;
+mod keep;
+mod loader;
+mod measure;
+mod memory;
+mod vcpu;
+mod watchdog;
+
+pub use error::Error;
+pub use hostcall::{HostCall, HostCallServer, RawReply, StdioServer};
+pub use keep::{Exit, Keep, KeepConfig, Stats};
+pub use measure::launch_digest;
+pub use watchdog::KillHandle;
+
+/// The embedded shim image (ELF).
+pub const SHIM: &[u8] = include_bytes!(env!("KEEP_SHIM_PATH"));
+
+/// Whether /dev/kvm can be opened here.
+pub fn kvm_available() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}

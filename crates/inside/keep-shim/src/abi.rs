@@ -1,0 +1,107 @@
+//! The boundary between the VMM and the shim: guest-physical layout, the boot
+//! parameters page, and the host-call block. This one file is compiled into both
+//! (the VMM includes it with `#[path]`), so the two sides cannot drift apart.
+//! Plain constants and `repr(C)` layouts only: no dependencies, no `unsafe`.
+
+/// Where guest-physical memory is mapped in the shim's address space (the direct
+/// map). PVM guests may only use the lower half, so this sits at 64 TiB, above any
+/// user address the shim hands out.
+pub const DIRECT_MAP_BASE: u64 = 0x4000_0000_0000;
+/// First address above the payload's (user) part of the address space.
+pub const USER_TOP: u64 = DIRECT_MAP_BASE;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Boot parameters page (written by the VMM, measured).
+pub const BOOT_INFO_GPA: u64 = 0x1000;
+/// The VMM's initial page tables: PML4, one PDPT, four PDs (2 MiB pages over 4 GiB).
+pub const BOOT_PML4_GPA: u64 = 0x2000;
+pub const BOOT_PDPT_GPA: u64 = 0x3000;
+pub const BOOT_PD_GPA: u64 = 0x4000;
+pub const BOOT_PD_COUNT: u64 = 4;
+/// Descriptor tables the VMM builds for the shim: GDT (TSS descriptor at 0x40) and
+/// the 64-bit TSS behind it, the IDT, and the stack exceptions are delivered on.
+pub const BOOT_GDT_GPA: u64 = 0x8000;
+pub const BOOT_TSS_GPA: u64 = 0x8100;
+pub const BOOT_IDT_GPA: u64 = 0x9000;
+pub const FAULT_STACK_TOP_GPA: u64 = 0x1_0000;
+/// Selectors. 0x33/0x2b are the host's user selectors, which PVM requires for
+/// guest user mode; 0x10 is the (emulated) supervisor code segment.
+pub const KERNEL_CS: u16 = 0x10;
+pub const USER_CS: u16 = 0x33;
+pub const USER_DS: u16 = 0x2b;
+pub const TSS_SEL: u16 = 0x40;
+/// Fixed entry points at the start of the shim's text (`.text.entry`), so the
+/// VMM can point the IDT and LSTAR at them without reading symbols.
+pub const SHIM_TEXT: u64 = DIRECT_MAP_BASE + SHIM_GPA;
+pub const ENTRY_START: u64 = SHIM_TEXT;
+pub const ENTRY_SYSCALL: u64 = SHIM_TEXT + 0x40;
+pub const ENTRY_FLUSH: u64 = SHIM_TEXT + 0x80;
+/// Fault stub for vector v (0..32) at ENTRY_FAULTS + 16 * v.
+pub const ENTRY_FAULTS: u64 = SHIM_TEXT + 0x100;
+/// The host-call block: shared with the host.
+pub const CALL_BLOCK_GPA: u64 = 0x1_0000;
+pub const CALL_BLOCK_SIZE: u64 = 0x1_0000;
+/// The shim image (ELF segments at `vaddr - DIRECT_MAP_BASE`).
+pub const SHIM_GPA: u64 = 0x10_0000;
+pub const SHIM_MAX: u64 = 0x30_0000;
+/// The payload's file bytes, as loaded by the VMM (the shim parses them).
+pub const PAYLOAD_GPA: u64 = 0x40_0000;
+/// The doorbell: a store here is an MMIO exit (no memory backs it).
+pub const DOORBELL_GPA: u64 = 0xC000_0000;
+/// Largest guest memory: everything below the doorbell.
+pub const MAX_MEM_SIZE: u64 = DOORBELL_GPA;
+/// Smallest guest memory.
+pub const MIN_MEM_SIZE: u64 = 8 << 20;
+
+pub const BOOT_MAGIC: u64 = 0x3150_4545_4b5f_4d56; // "VM_KEEP1"
+/// Bytes of argv/envp strings the boot page can carry.
+pub const BOOT_STRINGS_MAX: usize = 3072;
+
+/// Boot parameters, at `BOOT_INFO_GPA`. Strings: argv then envp, each NUL-terminated.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BootInfo {
+    pub magic: u64,
+    pub mem_size: u64,
+    pub payload_len: u64,
+    pub argc: u32,
+    pub envc: u32,
+    pub strings_len: u32,
+    pub _pad: u32,
+    pub strings: [u8; BOOT_STRINGS_MAX],
+}
+
+/// Host-call numbers.
+pub mod call {
+    /// args: fd, offset, len. ret: bytes written (0..=len) or -errno.
+    pub const WRITE: u32 = 1;
+    /// args: fd, offset, len. ret: bytes read (0..=len) or -errno; val[0]: offset of the data.
+    pub const READ: u32 = 2;
+    /// args: exit code. No reply.
+    pub const EXIT: u32 = 3;
+    /// args: clock id. ret: 0 or -errno; val[0]: seconds, val[1]: nanoseconds.
+    pub const CLOCK: u32 = 4;
+    /// args: vector, error code, rip, cr2. No reply: the Keep stops.
+    pub const FAULT: u32 = 5;
+    /// args: offset, len of a log line. ret ignored.
+    pub const LOG: u32 = 6;
+    /// args: offset, len of the reason. No reply: the shim refused something and stops.
+    pub const ABORT: u32 = 7;
+}
+
+/// Header of the call block, at offset 0.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct CallHeader {
+    pub nr: u32,
+    pub _pad: u32,
+    pub args: [u64; 4],
+    pub ret: i64,
+    pub val: [u64; 3],
+}
+
+/// Offset of the data area inside the call block.
+pub const CALL_DATA_OFFSET: u64 = 0x100;
+/// Largest errno the host may return (as -errno).
+pub const MAX_ERRNO: i64 = 4095;

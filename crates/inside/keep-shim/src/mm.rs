@@ -1,0 +1,235 @@
+//! Physical frames and the payload's address space. Frames come from guest memory
+//! above the payload image (a bump pointer plus a free list threaded through freed
+//! frames). The VMM's PML4 maps guest memory at entry 128 (the direct map); the
+//! shim adds the payload's 4 KiB pages below it (entries 0..128), allocating the
+//! page-table pages itself. Under this PVM everything runs in guest user mode, so
+//! every page is a user page (see `entry`).
+
+use crate::Boot;
+use crate::abi::{BOOT_PML4_GPA, DIRECT_MAP_BASE, PAGE_SIZE, PAYLOAD_GPA, USER_TOP};
+use crate::global::Global;
+
+pub const PTE_P: u64 = 1;
+pub const PTE_W: u64 = 2;
+/// Every page is a user page: under this PVM the shim runs in guest user mode too.
+pub const PTE_U: u64 = 4;
+pub const PTE_NX: u64 = 1 << 63;
+/// Accessed and dirty are set up front: under PVM a first write through a clean
+/// PTE otherwise traps, and the emulator that follows cannot run SSE code.
+const PTE_AD: u64 = (1 << 5) | (1 << 6);
+/// Software bit: a frame is held but the page is PROT_NONE (P clear).
+const PTE_HELD: u64 = 1 << 9;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+pub const fn phys_to_virt(pa: u64) -> u64 {
+    DIRECT_MAP_BASE + pa
+}
+
+struct Frames {
+    next: u64,
+    end: u64,
+    free: u64,
+    pml4: u64,
+}
+
+static FRAMES: Global<Frames> = Global::new(Frames { next: 0, end: 0, free: 0, pml4: 0 });
+
+pub fn init(boot: &Boot) {
+    let start = (PAYLOAD_GPA + boot.payload_len).next_multiple_of(PAGE_SIZE);
+    FRAMES.with(|f| {
+        f.next = start;
+        f.end = boot.mem_size;
+    });
+    FRAMES.with(|f| f.pml4 = BOOT_PML4_GPA);
+}
+
+/// A zeroed frame, or None when guest memory is used up.
+pub fn alloc_frame() -> Option<u64> {
+    let pa = FRAMES.with(|f| {
+        if f.free != 0 {
+            let pa = f.free;
+            // SAFETY: a freed frame holds the address of the next free one.
+            f.free = unsafe { *(phys_to_virt(pa) as *const u64) };
+            Some(pa)
+        } else if f.next + PAGE_SIZE <= f.end {
+            let pa = f.next;
+            f.next += PAGE_SIZE;
+            Some(pa)
+        } else {
+            None
+        }
+    })?;
+    // SAFETY: the frame is ours and mapped by the direct map.
+    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(pa)
+}
+
+fn free_frame(pa: u64) {
+    FRAMES.with(|f| {
+        // SAFETY: the frame was allocated by alloc_frame and is no longer mapped.
+        unsafe { *(phys_to_virt(pa) as *mut u64) = f.free };
+        f.free = pa;
+    });
+}
+
+/// The PTE for `va`, creating the intermediate tables when `create`.
+fn pte(va: u64, create: bool) -> Option<*mut u64> {
+    if va >= USER_TOP {
+        return None;
+    }
+    let mut table = FRAMES.with(|f| f.pml4);
+    for level in [39u32, 30, 21] {
+        let idx = (va >> level) & 511;
+        let entry = (phys_to_virt(table) as *mut u64).wrapping_add(idx as usize);
+        // SAFETY: `table` is a page-table frame owned by the shim.
+        let e = unsafe { *entry };
+        if e & PTE_P == 0 {
+            if !create {
+                return None;
+            }
+            let t = alloc_frame()?;
+            // SAFETY: as above; the new table is zeroed.
+            unsafe { *entry = t | PTE_P | PTE_W | PTE_U | PTE_AD };
+            table = t;
+        } else {
+            table = e & ADDR_MASK;
+        }
+    }
+    Some((phys_to_virt(table) as *mut u64).wrapping_add(((va >> 12) & 511) as usize))
+}
+
+fn flush() {
+    crate::entry::flush_tlb();
+}
+
+/// Flags for a protection (PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4).
+pub fn prot_flags(prot: u64) -> u64 {
+    if prot & 7 == 0 {
+        return PTE_HELD;
+    }
+    let mut f = PTE_P;
+    if prot & 2 != 0 {
+        f |= PTE_W;
+    }
+    if prot & 4 == 0 {
+        f |= PTE_NX;
+    }
+    f
+}
+
+/// Backs every page of [start, end) with a zeroed frame (keeping pages already
+/// mapped) and gives them `flags`. Err(()) when memory runs out.
+pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
+    let mut va = start;
+    let mut changed = false;
+    let result = loop {
+        if va >= end {
+            break Ok(());
+        }
+        let Some(p) = pte(va, true) else { break Err(()) };
+        // SAFETY: p points at the PTE of `va` in a shim-owned table.
+        let e = unsafe { *p };
+        let frame = if e & (PTE_P | PTE_HELD) != 0 {
+            e & ADDR_MASK
+        } else {
+            match alloc_frame() {
+                Some(f) => f,
+                None => break Err(()),
+            }
+        };
+        // SAFETY: as above.
+        unsafe { *p = frame | flags | if flags & PTE_P != 0 { PTE_U | PTE_AD } else { 0 } };
+        changed |= e != 0;
+        touch(va, flags);
+        va += PAGE_SIZE;
+    };
+    if changed {
+        flush();
+    }
+    result
+}
+
+/// First access to a new mapping with a plain integer load or store. Under PVM
+/// the first access to a page traps and the hypervisor emulates the instruction
+/// (and a batch after it); its emulator cannot run SSE code, so the first access
+/// must not be an SSE store in the middle of a copy.
+fn touch(va: u64, flags: u64) {
+    if flags & PTE_P == 0 {
+        return;
+    }
+    // SAFETY: `va` was just mapped present (writable when PTE_W); writing back the
+    // value just read changes nothing.
+    unsafe {
+        let p = va as *mut u64;
+        let v = core::ptr::read_volatile(p);
+        if flags & PTE_W != 0 {
+            core::ptr::write_volatile(p, v);
+        }
+    }
+}
+
+/// Changes the protection of the mapped pages of [start, end); pages not mapped
+/// are backed first (so mprotect of a PROT_NONE reservation works).
+pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
+    map_range(start, end, flags)
+}
+
+/// Unmaps [start, end), freeing the frames.
+pub fn unmap_range(start: u64, end: u64) {
+    let mut va = start;
+    let mut freed = false;
+    while va < end {
+        if let Some(p) = pte(va, false) {
+            // SAFETY: p points at a PTE in a shim-owned table.
+            let e = unsafe { *p };
+            if e & (PTE_P | PTE_HELD) != 0 {
+                // SAFETY: as above.
+                unsafe { *p = 0 };
+                free_frame(e & ADDR_MASK);
+                freed = true;
+            }
+        }
+        va += PAGE_SIZE;
+    }
+    if freed {
+        flush();
+    }
+}
+
+/// Zeroes the mapped pages of [start, end) (MADV_DONTNEED on private anonymous memory).
+pub fn zero_range(start: u64, end: u64) {
+    let mut va = start;
+    while va < end {
+        if let Some(p) = pte(va, false) {
+            // SAFETY: p points at a PTE in a shim-owned table.
+            let e = unsafe { *p };
+            if e & (PTE_P | PTE_HELD) != 0 {
+                // SAFETY: the frame is mapped by the direct map.
+                unsafe { core::ptr::write_bytes(phys_to_virt(e & ADDR_MASK) as *mut u8, 0, PAGE_SIZE as usize) };
+            }
+        }
+        va += PAGE_SIZE;
+    }
+}
+
+/// Whether every page of [ptr, ptr+len) is mapped (and writable if `write`).
+pub fn user_range_ok(ptr: u64, len: u64, write: bool) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let Some(end) = ptr.checked_add(len) else { return false };
+    if end > USER_TOP {
+        return false;
+    }
+    let mut va = ptr & !(PAGE_SIZE - 1);
+    while va < end {
+        let Some(p) = pte(va, false) else { return false };
+        // SAFETY: p points at a PTE in a shim-owned table.
+        let e = unsafe { *p };
+        if e & PTE_P == 0 || (write && e & PTE_W == 0) {
+            return false;
+        }
+        va += PAGE_SIZE;
+    }
+    true
+}

@@ -1,0 +1,435 @@
+//! The payload's Linux syscalls. Entry: `syscall` jumps to LSTAR (set by the VMM
+//! to `abi::ENTRY_SYSCALL`) at the same privilege, guest user mode (see `entry`
+//! and the architecture notes on PVM); the entry code switches to the
+//! shim's syscall stack, saves the argument registers and the SSE/AVX state, and
+//! calls `dispatch`. Memory syscalls are served here; I/O goes to the host.
+
+use core::arch::naked_asm;
+
+use crate::abi::{PAGE_SIZE, USER_TOP};
+use crate::cpu::{self, XSAVE_ENABLED};
+use crate::elf::{STACK_SIZE, STACK_TOP};
+use crate::global::Global;
+use crate::hostcall::{self, DATA_CAPACITY};
+use crate::mm;
+
+const SYSCALL_STACK_SIZE: usize = 64 * 1024;
+pub const EXT_AREA_SIZE: usize = 4096;
+
+#[repr(C, align(16))]
+struct Stack([u8; SYSCALL_STACK_SIZE]);
+static mut SYSCALL_STACK: Stack = Stack([0; SYSCALL_STACK_SIZE]);
+#[repr(C, align(64))]
+struct ExtArea([u8; EXT_AREA_SIZE]);
+static mut EXT_AREA: ExtArea = ExtArea([0; EXT_AREA_SIZE]);
+static mut USER_RSP: u64 = 0;
+
+
+const EBADF: i64 = 9;
+const ENOMEM: i64 = 12;
+const EFAULT: i64 = 14;
+const EINVAL: i64 = 22;
+const ENOTTY: i64 = 25;
+const ENODEV: i64 = 19;
+const ENOSYS: i64 = 38;
+
+/// Registers saved by the entry code, lowest address first.
+#[repr(C)]
+pub struct Frame {
+    r9: u64,
+    r8: u64,
+    r10: u64,
+    rdx: u64,
+    rsi: u64,
+    rdi: u64,
+    rax: u64,
+    r11: u64,
+    rcx: u64,
+}
+
+struct Space {
+    brk_start: u64,
+    brk: u64,
+    mmap_next: u64,
+    warned: [u64; 8],
+}
+
+static SPACE: Global<Space> = Global::new(Space { brk_start: 0, brk: 0, mmap_next: 0, warned: [0; 8] });
+const BRK_MAX: u64 = 1 << 30;
+const MMAP_TOP: u64 = STACK_TOP - STACK_SIZE - (1 << 30);
+
+pub fn init(brk_start: u64) {
+    SPACE.with(|s| {
+        s.brk_start = brk_start;
+        s.brk = brk_start;
+        s.mmap_next = MMAP_TOP;
+    });
+}
+
+#[unsafe(naked)]
+pub(crate) extern "C" fn syscall_entry() {
+    naked_asm!(
+        "mov [rip + {user_rsp}], rsp",
+        "lea rsp, [rip + {stack} + {stack_size}]",
+        "push rcx", "push r11", "push rax", "push rdi", "push rsi", "push rdx", "push r10", "push r8", "push r9",
+        "cmp byte ptr [rip + {xs}], 0",
+        "je 2f",
+        "mov eax, -1", "mov edx, -1",
+        "xsave64 [rip + {area}]",
+        "jmp 3f",
+        "2: fxsave64 [rip + {area}]",
+        "3: mov rdi, rsp",
+        "sub rsp, 8",
+        "call {dispatch}",
+        "add rsp, 8",
+        "cmp byte ptr [rip + {xs}], 0",
+        "je 4f",
+        "mov eax, -1", "mov edx, -1",
+        "xrstor64 [rip + {area}]",
+        "jmp 5f",
+        "4: fxrstor64 [rip + {area}]",
+        "5: pop r9", "pop r8", "pop r10", "pop rdx", "pop rsi", "pop rdi", "pop rax", "pop r11", "pop rcx",
+        "mov rsp, [rip + {user_rsp}]",
+        "jmp rcx",
+        user_rsp = sym USER_RSP,
+        stack = sym SYSCALL_STACK,
+        stack_size = const SYSCALL_STACK_SIZE,
+        xs = sym XSAVE_ENABLED,
+        area = sym EXT_AREA,
+        dispatch = sym dispatch,
+    )
+}
+
+extern "C" fn dispatch(f: &mut Frame) {
+    let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
+    let ret = match f.rax {
+        0 => sys_read(a0, a1, a2),
+        1 => sys_write(a0, a1, a2),
+        9 => sys_mmap(a0, a1, a2, a3, a4, a5),
+        10 => sys_mprotect(a0, a1, a2),
+        11 => sys_munmap(a0, a1),
+        12 => sys_brk(a0),
+        13 | 14 => 0, // rt_sigaction, rt_sigprocmask: accepted, no signal is ever delivered
+        16 => sys_ioctl(a0, a1),
+        19 => sys_readv(a0, a1, a2),
+        20 => sys_writev(a0, a1, a2),
+        28 => sys_madvise(a0, a1, a2),
+        39 | 186 => 1, // getpid, gettid: the payload is process 1
+        60 | 231 => hostcall::exit(a0 as i32),
+        63 => sys_uname(a0),
+        158 => sys_arch_prctl(a0, a1),
+        218 => 1, // set_tid_address: returns the tid
+        228 => sys_clock_gettime(a0, a1),
+        318 => sys_getrandom(a0, a1),
+        nr => unsupported(nr),
+    };
+    f.rax = ret as u64;
+}
+
+fn unsupported(nr: u64) -> i64 {
+    let first = SPACE.with(|s| {
+        let (i, bit) = ((nr / 64) as usize, 1u64 << (nr % 64));
+        match s.warned.get_mut(i) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    });
+    if first {
+        let mut line = *b"unsupported syscall 00000 -> ENOSYS";
+        let mut n = nr.min(99_999);
+        for k in (20..25).rev() {
+            line[k] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        hostcall::log(&line);
+    }
+    -ENOSYS
+}
+
+fn write_fd(fd: u64) -> Result<u32, i64> {
+    match fd {
+        1 | 2 => Ok(fd as u32),
+        _ => Err(-EBADF),
+    }
+}
+
+fn sys_write(fd: u64, buf: u64, len: u64) -> i64 {
+    let fd = match write_fd(fd) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    if !mm::user_range_ok(buf, len, false) {
+        return -EFAULT;
+    }
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(DATA_CAPACITY as u64) as usize;
+        // SAFETY: the user range was checked mapped; n fits in the data area.
+        unsafe { core::ptr::copy_nonoverlapping((buf + done) as *const u8, hostcall::data(), n) };
+        match hostcall::write_staged(fd, n) {
+            Ok(w) => {
+                done += w as u64;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return e,
+            Err(_) => break,
+        }
+    }
+    done as i64
+}
+
+/// Reads an iovec array (at most 1024 entries) after checking it is mapped.
+fn iovecs(iov: u64, cnt: u64) -> Result<&'static [[u64; 2]], i64> {
+    if cnt > 1024 {
+        return Err(-EINVAL);
+    }
+    if !mm::user_range_ok(iov, cnt * 16, false) || iov % 8 != 0 {
+        return Err(-EFAULT);
+    }
+    // SAFETY: checked mapped and aligned; read only for the duration of the call.
+    Ok(unsafe { core::slice::from_raw_parts(iov as *const [u64; 2], cnt as usize) })
+}
+
+/// writev: the buffers are gathered into the call block and sent in one exit;
+/// what does not fit is left for the caller (a short write, as Linux allows).
+fn sys_writev(fd: u64, iov: u64, cnt: u64) -> i64 {
+    let fd = match write_fd(fd) {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
+    let v = match iovecs(iov, cnt) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut staged = 0usize;
+    for [base, len] in v {
+        if !mm::user_range_ok(*base, *len, false) {
+            return -EFAULT;
+        }
+        let n = (*len as usize).min(DATA_CAPACITY - staged);
+        // SAFETY: checked mapped; n fits in what is left of the data area.
+        unsafe { core::ptr::copy_nonoverlapping(*base as *const u8, hostcall::data().add(staged), n) };
+        staged += n;
+        if staged == DATA_CAPACITY {
+            break;
+        }
+    }
+    if staged == 0 {
+        return 0;
+    }
+    match hostcall::write_staged(fd, staged) {
+        Ok(n) => n as i64,
+        Err(e) => e,
+    }
+}
+
+fn sys_read(fd: u64, buf: u64, len: u64) -> i64 {
+    if fd != 0 {
+        return -EBADF;
+    }
+    if !mm::user_range_ok(buf, len, true) {
+        return -EFAULT;
+    }
+    match hostcall::read_staged(0, len as usize) {
+        Ok((off, n)) => {
+            // SAFETY: off+n is inside the data area (checked by read_staged) and
+            // n <= len bytes of the user buffer were checked writable.
+            unsafe { core::ptr::copy_nonoverlapping(hostcall::data().add(off), buf as *mut u8, n) };
+            n as i64
+        }
+        Err(e) => e,
+    }
+}
+
+fn sys_readv(fd: u64, iov: u64, cnt: u64) -> i64 {
+    let v = match iovecs(iov, cnt) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    // One exit: read into the first non-empty buffer (a short read is allowed).
+    match v.iter().find(|[_, len]| *len != 0) {
+        Some([base, len]) => sys_read(fd, *base, *len),
+        None => 0,
+    }
+}
+
+fn sys_brk(addr: u64) -> i64 {
+    SPACE.with(|s| {
+        if addr < s.brk_start || addr > s.brk_start + BRK_MAX {
+            return s.brk as i64;
+        }
+        let (old_end, new_end) = (s.brk.next_multiple_of(PAGE_SIZE), addr.next_multiple_of(PAGE_SIZE));
+        if new_end > old_end {
+            if mm::map_range(old_end, new_end, mm::prot_flags(3)).is_err() {
+                mm::unmap_range(old_end, new_end);
+                return s.brk as i64;
+            }
+        } else if new_end < old_end {
+            mm::unmap_range(new_end, old_end);
+        }
+        s.brk = addr;
+        addr as i64
+    })
+}
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+
+fn page_range(addr: u64, len: u64) -> Option<(u64, u64)> {
+    if addr % PAGE_SIZE != 0 || len == 0 {
+        return None;
+    }
+    let end = addr.checked_add(len)?.checked_next_multiple_of(PAGE_SIZE)?;
+    (end <= USER_TOP).then_some((addr, end))
+}
+
+fn sys_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> i64 {
+    let _ = (fd, off);
+    if flags & MAP_ANONYMOUS == 0 || flags & MAP_SHARED != 0 {
+        return -ENODEV; // file-backed and shared mappings are not supported
+    }
+    if len == 0 || len > 1 << 40 {
+        return -EINVAL;
+    }
+    let size = len.next_multiple_of(PAGE_SIZE);
+    let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        match page_range(addr, size) {
+            Some((s, _)) => s,
+            None => return -EINVAL,
+        }
+    } else {
+        let next = SPACE.with(|s| {
+            let n = s.mmap_next.checked_sub(size)?;
+            (n > s.brk_start + BRK_MAX).then(|| {
+                s.mmap_next = n;
+                n
+            })
+        });
+        match next {
+            Some(n) => n,
+            None => return -ENOMEM,
+        }
+    };
+    if flags & MAP_FIXED != 0 {
+        mm::unmap_range(start, start + size);
+    }
+    if mm::map_range(start, start + size, mm::prot_flags(prot)).is_err() {
+        mm::unmap_range(start, start + size);
+        return -ENOMEM;
+    }
+    start as i64
+}
+
+
+fn sys_munmap(addr: u64, len: u64) -> i64 {
+    match page_range(addr, len) {
+        Some((s, e)) => {
+            mm::unmap_range(s, e);
+            0
+        }
+        None => -EINVAL,
+    }
+}
+
+fn sys_mprotect(addr: u64, len: u64, prot: u64) -> i64 {
+    match page_range(addr, len) {
+        Some((s, e)) => match mm::protect_range(s, e, mm::prot_flags(prot)) {
+            Ok(()) => 0,
+            Err(()) => -ENOMEM,
+        },
+        None => -EINVAL,
+    }
+}
+
+fn sys_madvise(addr: u64, len: u64, advice: u64) -> i64 {
+    const MADV_DONTNEED: u64 = 4;
+    match page_range(addr, len.max(1)) {
+        Some((s, e)) => {
+            if advice == MADV_DONTNEED {
+                mm::zero_range(s, e);
+            }
+            0
+        }
+        None => -EINVAL,
+    }
+}
+
+fn sys_ioctl(fd: u64, req: u64) -> i64 {
+    const TIOCGWINSZ: u64 = 0x5413;
+    match (fd, req) {
+        (0..=2, TIOCGWINSZ) => -ENOTTY,
+        (0..=2, _) => -ENOTTY,
+        _ => -EBADF,
+    }
+}
+
+fn sys_uname(buf: u64) -> i64 {
+    if !mm::user_range_ok(buf, 6 * 65, true) {
+        return -EFAULT;
+    }
+    let fields: [&[u8]; 6] = [b"Linux", b"keep", b"6.0.0-keep", b"#1 Keep", b"x86_64", b"(none)"];
+    for (i, f) in fields.iter().enumerate() {
+        let dst = (buf + 65 * i as u64) as *mut u8;
+        // SAFETY: 6 * 65 bytes were checked writable; every field is < 65 bytes.
+        unsafe {
+            core::ptr::write_bytes(dst, 0, 65);
+            core::ptr::copy_nonoverlapping(f.as_ptr(), dst, f.len());
+        }
+    }
+    0
+}
+
+fn sys_arch_prctl(code: u64, addr: u64) -> i64 {
+    const ARCH_SET_FS: u64 = 0x1002;
+    if code != ARCH_SET_FS {
+        return -EINVAL;
+    }
+    if addr >= USER_TOP {
+        return -EFAULT;
+    }
+    cpu::set_fs_base(addr);
+    0
+}
+
+fn sys_clock_gettime(id: u64, ts: u64) -> i64 {
+    if id > 11 {
+        return -EINVAL;
+    }
+    if !mm::user_range_ok(ts, 16, true) {
+        return -EFAULT;
+    }
+    match hostcall::clock(id as u32) {
+        Ok((sec, nsec)) => {
+            // SAFETY: 16 bytes checked writable.
+            unsafe { core::ptr::write_unaligned(ts as *mut [i64; 2], [sec, nsec]) };
+            0
+        }
+        Err(e) => e,
+    }
+}
+
+fn sys_getrandom(buf: u64, len: u64) -> i64 {
+    let len = len.min(1 << 25);
+    if !mm::user_range_ok(buf, len, true) {
+        return -EFAULT;
+    }
+    let mut done = 0;
+    while done < len {
+        let Some(r) = cpu::random_u64() else { return if done == 0 { -EAGAIN } else { done as i64 } };
+        let n = (len - done).min(8);
+        // SAFETY: the range was checked writable; n <= 8 bytes of r.
+        unsafe { core::ptr::copy_nonoverlapping(r.to_le_bytes().as_ptr(), (buf + done) as *mut u8, n as usize) };
+        done += n;
+    }
+    done as i64
+}
+
+const EAGAIN: i64 = 11;
