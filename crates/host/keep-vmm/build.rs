@@ -15,7 +15,11 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 fn main() {
     println!("cargo:rerun-if-env-changed=KEEP_SHIM_BINARY");
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.ancestors().nth(3).expect("keep-vmm lives at crates/host/keep-vmm").to_path_buf();
+    let workspace = manifest_dir
+        .ancestors()
+        .nth(3)
+        .expect("keep-vmm lives at crates/host/keep-vmm")
+        .to_path_buf();
     let shim = match env::var_os("KEEP_SHIM_BINARY") {
         Some(path) => PathBuf::from(path),
         None => build_shim(&workspace),
@@ -30,13 +34,24 @@ fn build_shim(workspace: &Path) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--release", "-p", "keep-shim", "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "keep-shim",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     // The outer build's settings must not leak into the shim's build.
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE"
-            || matches!(key, "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS")
+            || matches!(
+                key,
+                "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS"
+            )
         {
             cmd.env_remove(key);
         }
@@ -55,7 +70,10 @@ fn build_shim(workspace: &Path) -> PathBuf {
         "-C link-arg=-Wl,--build-id=none".into(),
         format!("-C link-arg=-T{}", script.display()),
     ];
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f").replace(' ', "\x1f"));
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        flags.join("\x1f").replace(' ', "\x1f"),
+    );
     let status = cmd.status().expect("cannot run cargo to build the shim");
     assert!(status.success(), "building the shim (keep-shim) failed");
     target_dir.join(TARGET).join("release").join("keep-shim")

@@ -19,13 +19,17 @@ fn main() -> anyhow::Result<()> {
             }
             "--timeout" => {
                 args.next();
-                config.wall_limit = Some(Duration::from_secs_f64(args.peek().context("--timeout secs")?.parse()?));
+                config.wall_limit = Some(Duration::from_secs_f64(
+                    args.peek().context("--timeout secs")?.parse()?,
+                ));
             }
             _ => break,
         }
         args.next();
     }
-    let Some(prog) = args.next() else { bail!("usage: run [--measure] [--mem MiB] [--timeout secs] prog [args...]") };
+    let Some(prog) = args.next() else {
+        bail!("usage: run [--measure] [--mem MiB] [--timeout secs] prog [args...]")
+    };
     let payload = std::fs::read(&prog).with_context(|| format!("reading {prog}"))?;
     config.args = std::iter::once(prog.clone()).chain(args).collect();
     let keep = Keep::launch(config, &payload)?;
@@ -35,7 +39,11 @@ fn main() -> anyhow::Result<()> {
     let exit = keep.run(&mut StdioServer::inherit())?;
     eprintln!(
         "keep: exit {} ({} exits, {} host calls, first call after {:?}, {:?} in all)",
-        exit.code, exit.stats.exits, exit.stats.host_calls, exit.stats.first_call.unwrap_or_default(), exit.stats.wall
+        exit.code,
+        exit.stats.exits,
+        exit.stats.host_calls,
+        exit.stats.first_call.unwrap_or_default(),
+        exit.stats.wall
     );
     std::process::exit(exit.code)
 }

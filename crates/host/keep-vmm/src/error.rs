@@ -6,15 +6,26 @@ pub enum Error {
     #[error("/dev/kvm is not available: {0}")]
     NoKvm(std::io::Error),
     #[error("KVM: {what}: {source}")]
-    Kvm { what: &'static str, source: kvm_ioctls::Error },
+    Kvm {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("invalid shim image: {0}")]
     Shim(&'static str),
     #[error("guest memory: {0}")]
     Memory(String),
-    #[error("the Keep faulted: vector {vector} ({name}), error code {error_code:#x}, rip {rip:#x}, cr2 {cr2:#x}")]
-    Fault { vector: u64, name: &'static str, error_code: u64, rip: u64, cr2: u64 },
+    #[error(
+        "the Keep faulted: vector {vector} ({name}), error code {error_code:#x}, rip {rip:#x}, cr2 {cr2:#x}"
+    )]
+    Fault {
+        vector: u64,
+        name: &'static str,
+        error_code: u64,
+        rip: u64,
+        cr2: u64,
+    },
     #[error("the shim stopped the Keep: {0}")]
     ShimAbort(String),
     #[error("the guest broke the host-call protocol: {0}")]
@@ -23,6 +34,8 @@ pub enum Error {
     Timeout(std::time::Duration),
     #[error("CPU-time limit of {0:?} reached; the Keep was killed")]
     CpuLimit(std::time::Duration),
+    #[error("the Keep was killed by the host")]
+    Killed,
     #[error("the Keep stopped unexpectedly: {0}")]
     Unexpected(String),
 }

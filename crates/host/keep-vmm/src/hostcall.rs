@@ -44,7 +44,12 @@ pub(crate) enum Request {
     Call(HostCall),
     Log(String),
     Exit(i32),
-    Fault { vector: u64, error_code: u64, rip: u64, cr2: u64 },
+    Fault {
+        vector: u64,
+        error_code: u64,
+        rip: u64,
+        cr2: u64,
+    },
     Abort(String),
 }
 
@@ -57,7 +62,9 @@ fn data_range(offset: u64, len: u64) -> Result<(usize, usize), Error> {
     let (o, l) = (usize::try_from(offset), usize::try_from(len));
     match (o, l) {
         (Ok(o), Ok(l)) if o.checked_add(l).is_some_and(|end| end <= DATA_CAPACITY) => Ok((o, l)),
-        _ => Err(Error::Protocol(format!("data range {offset:#x}+{len:#x} outside the call block"))),
+        _ => Err(Error::Protocol(format!(
+            "data range {offset:#x}+{len:#x} outside the call block"
+        ))),
     }
 }
 
@@ -78,7 +85,11 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
     Ok(match nr {
         call::WRITE => {
             let (offset, len) = data_range(a(1), a(2))?;
-            Request::Call(HostCall::Write { fd: fd(a(0))?, offset, len })
+            Request::Call(HostCall::Write {
+                fd: fd(a(0))?,
+                offset,
+                len,
+            })
         }
         call::READ => {
             let (_, max) = data_range(a(1), a(2))?;
@@ -87,7 +98,12 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
         call::CLOCK => Request::Call(HostCall::Clock { id: fd(a(0))? }),
         call::LOG => Request::Log(text(block, a(0), a(1))?),
         call::EXIT => Request::Exit(a(0) as u32 as i32),
-        call::FAULT => Request::Fault { vector: a(0), error_code: a(1), rip: a(2), cr2: a(3) },
+        call::FAULT => Request::Fault {
+            vector: a(0),
+            error_code: a(1),
+            rip: a(2),
+            cr2: a(3),
+        },
         call::ABORT => Request::Abort(text(block, a(0), a(1))?),
         other => return Err(Error::Protocol(format!("unknown host call {other}"))),
     })
@@ -115,12 +131,23 @@ pub struct StdioServer {
 impl StdioServer {
     /// Writes to this process's stdout and stderr, reads from its stdin.
     pub fn inherit() -> Self {
-        Self { capture: false, stdout: Vec::new(), stderr: Vec::new(), stdin: Box::new(std::io::stdin()), log: Vec::new(), start: std::time::Instant::now() }
+        Self {
+            capture: false,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdin: Box::new(std::io::stdin()),
+            log: Vec::new(),
+            start: std::time::Instant::now(),
+        }
     }
 
     /// Captures stdout and stderr; stdin is `input`.
     pub fn capture(input: Vec<u8>) -> Self {
-        Self { capture: true, stdin: Box::new(std::io::Cursor::new(input)), ..Self::inherit() }
+        Self {
+            capture: true,
+            stdin: Box::new(std::io::Cursor::new(input)),
+            ..Self::inherit()
+        }
     }
 }
 
@@ -142,28 +169,58 @@ impl HostCallServer for StdioServer {
                         self.stderr.extend_from_slice(bytes);
                         Ok(())
                     }
-                    (1, false) => std::io::stdout().lock().write_all(bytes).and_then(|()| std::io::stdout().flush()),
+                    (1, false) => std::io::stdout()
+                        .lock()
+                        .write_all(bytes)
+                        .and_then(|()| std::io::stdout().flush()),
                     (2, false) => std::io::stderr().lock().write_all(bytes),
-                    _ => return RawReply { ret: -EBADF, val: [0; 3] },
+                    _ => {
+                        return RawReply {
+                            ret: -EBADF,
+                            val: [0; 3],
+                        };
+                    }
                 };
-                RawReply { ret: if ret.is_ok() { len as i64 } else { -EIO }, val: [0; 3] }
+                RawReply {
+                    ret: if ret.is_ok() { len as i64 } else { -EIO },
+                    val: [0; 3],
+                }
             }
             HostCall::Read { fd, max } => {
                 if fd != 0 {
-                    return RawReply { ret: -EBADF, val: [0; 3] };
+                    return RawReply {
+                        ret: -EBADF,
+                        val: [0; 3],
+                    };
                 }
                 match self.stdin.read(&mut data[..max]) {
-                    Ok(n) => RawReply { ret: n as i64, val: [0; 3] },
-                    Err(_) => RawReply { ret: -EIO, val: [0; 3] },
+                    Ok(n) => RawReply {
+                        ret: n as i64,
+                        val: [0; 3],
+                    },
+                    Err(_) => RawReply {
+                        ret: -EIO,
+                        val: [0; 3],
+                    },
                 }
             }
             HostCall::Clock { id } => {
                 let t = match id {
-                    0 | 5 | 8 | 11 => SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+                    0 | 5 | 8 | 11 => SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default(),
                     1 | 4 | 6 | 7 | 2 | 3 => self.start.elapsed(),
-                    _ => return RawReply { ret: -EINVAL, val: [0; 3] },
+                    _ => {
+                        return RawReply {
+                            ret: -EINVAL,
+                            val: [0; 3],
+                        };
+                    }
                 };
-                RawReply { ret: 0, val: [t.as_secs(), u64::from(t.subsec_nanos()), 0] }
+                RawReply {
+                    ret: 0,
+                    val: [t.as_secs(), u64::from(t.subsec_nanos()), 0],
+                }
             }
         }
     }
@@ -191,21 +248,47 @@ mod tests {
 
     #[test]
     fn guest_ranges_outside_the_block_are_protocol_errors() {
-        for args in [[1, 0, DATA_CAPACITY as u64 + 1, 0], [1, u64::MAX, 2, 0], [1, 10, u64::MAX, 0]] {
-            assert!(matches!(parse(&block_with(call::WRITE, args)), Err(Error::Protocol(_))));
+        for args in [
+            [1, 0, DATA_CAPACITY as u64 + 1, 0],
+            [1, u64::MAX, 2, 0],
+            [1, 10, u64::MAX, 0],
+        ] {
+            assert!(matches!(
+                parse(&block_with(call::WRITE, args)),
+                Err(Error::Protocol(_))
+            ));
         }
-        assert!(matches!(parse(&block_with(call::READ, [0, 0, 1 << 20, 0])), Err(Error::Protocol(_))));
-        assert!(matches!(parse(&block_with(call::LOG, [DATA_CAPACITY as u64, 1, 0, 0])), Err(Error::Protocol(_))));
-        assert!(matches!(parse(&block_with(99, [0; 4])), Err(Error::Protocol(_))));
-        assert!(matches!(parse(&block_with(call::WRITE, [1 << 33, 0, 1, 0])), Err(Error::Protocol(_))));
+        assert!(matches!(
+            parse(&block_with(call::READ, [0, 0, 1 << 20, 0])),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse(&block_with(call::LOG, [DATA_CAPACITY as u64, 1, 0, 0])),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse(&block_with(99, [0; 4])),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse(&block_with(call::WRITE, [1 << 33, 0, 1, 0])),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
     fn requests_parse() {
         assert!(matches!(
             parse(&block_with(call::WRITE, [1, 0, 5, 0])),
-            Ok(Request::Call(HostCall::Write { fd: 1, offset: 0, len: 5 }))
+            Ok(Request::Call(HostCall::Write {
+                fd: 1,
+                offset: 0,
+                len: 5
+            }))
         ));
-        assert!(matches!(parse(&block_with(call::EXIT, [3, 0, 0, 0])), Ok(Request::Exit(3))));
+        assert!(matches!(
+            parse(&block_with(call::EXIT, [3, 0, 0, 0])),
+            Ok(Request::Exit(3))
+        ));
     }
 }

@@ -28,7 +28,13 @@ pub struct KeepConfig {
 
 impl Default for KeepConfig {
     fn default() -> Self {
-        Self { mem_size: 64 << 20, args: vec!["payload".into()], env: Vec::new(), wall_limit: None, cpu_limit: None }
+        Self {
+            mem_size: 64 << 20,
+            args: vec!["payload".into()],
+            env: Vec::new(),
+            wall_limit: None,
+            cpu_limit: None,
+        }
     }
 }
 
@@ -62,11 +68,16 @@ pub struct Keep {
 
 fn check_config(config: &KeepConfig, payload: &[u8]) -> Result<(), Error> {
     let m = config.mem_size;
-    if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&m) || m % (2 << 20) != 0 {
-        return Err(Error::Config(format!("memory size {m} must be a multiple of 2 MiB from 8 MiB to 3 GiB")));
+    if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&m) || !m.is_multiple_of(2 << 20) {
+        return Err(Error::Config(format!(
+            "memory size {m} must be a multiple of 2 MiB from 8 MiB to 3 GiB"
+        )));
     }
     if payload.is_empty() || payload.len() as u64 > m - PAYLOAD_GPA - (4 << 20) {
-        return Err(Error::Config(format!("payload of {} bytes does not fit in {m} bytes of guest memory", payload.len())));
+        return Err(Error::Config(format!(
+            "payload of {} bytes does not fit in {m} bytes of guest memory",
+            payload.len()
+        )));
     }
     Ok(())
 }
@@ -76,16 +87,27 @@ impl Keep {
     /// computed without KVM (for `keep measure`).
     pub fn measure(config: &KeepConfig, payload: &[u8]) -> Result<[u8; 48], Error> {
         check_config(config, payload)?;
-        let boot = loader::boot_info(config.mem_size, payload.len() as u64, &config.args, &config.env)?;
+        let boot = loader::boot_info(
+            config.mem_size,
+            payload.len() as u64,
+            &config.args,
+            &config.env,
+        )?;
         Ok(launch_digest(SHIM, payload, &boot))
     }
 
     /// Creates the VM and loads shim, payload and boot parameters. Nothing runs yet.
     pub fn launch(config: KeepConfig, payload: &[u8]) -> Result<Self, Error> {
         check_config(&config, payload)?;
-        let boot = loader::boot_info(config.mem_size, payload.len() as u64, &config.args, &config.env)?;
+        let boot = loader::boot_info(
+            config.mem_size,
+            payload.len() as u64,
+            &config.args,
+            &config.env,
+        )?;
         let digest = launch_digest(SHIM, payload, &boot);
-        let kvm = Kvm::new().map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
+        let kvm =
+            Kvm::new().map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
         let vm = kvm.create_vm().map_err(Error::kvm("create VM"))?;
         let mut mem = GuestMemory::new(config.mem_size as usize)?;
         let region = kvm_userspace_memory_region {
@@ -105,7 +127,15 @@ impl Keep {
         mem.write(BOOT_INFO_GPA, &boot)?;
         let vcpu = vm.create_vcpu(0).map_err(Error::kvm("create vCPU"))?;
         vcpu::setup(&kvm, &vcpu, entry)?;
-        Ok(Self { vcpu, _vm: vm, mem, kvm, digest, config, kill: KillHandle::default() })
+        Ok(Self {
+            vcpu,
+            _vm: vm,
+            mem,
+            kvm,
+            digest,
+            config,
+            kill: KillHandle::default(),
+        })
     }
 
     /// The SHA-384 launch digest (see `measure`).
@@ -123,7 +153,12 @@ impl Keep {
     pub fn run(mut self, server: &mut dyn HostCallServer) -> Result<Exit, Error> {
         let _ = &self.kvm;
         let immediate_exit = std::ptr::addr_of_mut!(self.vcpu.get_kvm_run().immediate_exit);
-        let dog = Watchdog::start(immediate_exit, self.config.wall_limit, self.config.cpu_limit, self.kill.clone());
+        let dog = Watchdog::start(
+            immediate_exit,
+            self.config.wall_limit,
+            self.config.cpu_limit,
+            self.kill.clone(),
+        );
         let start = Instant::now();
         let mut stats = Stats::default();
         let result = loop {
@@ -131,26 +166,51 @@ impl Keep {
             stats.exits += 1;
             let doorbell = match exit {
                 Ok(VcpuExit::MmioWrite(addr, _)) if addr == DOORBELL_GPA => true,
-                Ok(VcpuExit::MmioWrite(addr, _)) => break Err(Error::Unexpected(format!("store to unbacked address {addr:#x}"))),
-                Ok(VcpuExit::MmioRead(addr, _)) => break Err(Error::Unexpected(format!("load from unbacked address {addr:#x}"))),
-                Ok(VcpuExit::Hlt) => break Err(Error::Unexpected("the vCPU halted without an exit call".into())),
+                Ok(VcpuExit::MmioWrite(addr, _)) => {
+                    break Err(Error::Unexpected(format!(
+                        "store to unbacked address {addr:#x}"
+                    )));
+                }
+                Ok(VcpuExit::MmioRead(addr, _)) => {
+                    break Err(Error::Unexpected(format!(
+                        "load from unbacked address {addr:#x}"
+                    )));
+                }
+                Ok(VcpuExit::Hlt) => {
+                    break Err(Error::Unexpected(
+                        "the vCPU halted without an exit call".into(),
+                    ));
+                }
                 Ok(VcpuExit::Shutdown) => {
                     let rip = self.vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
-                    break Err(Error::Unexpected(format!("triple fault (shutdown) near rip {rip:#x}")));
+                    break Err(Error::Unexpected(format!(
+                        "triple fault (shutdown) near rip {rip:#x}"
+                    )));
                 }
                 Ok(VcpuExit::Intr) => false,
                 Ok(other) => {
                     let what = format!("{other:?}");
-                    let regs = self.vcpu.get_regs().map(|r| format!("{r:x?}")).unwrap_or_default();
+                    let regs = self
+                        .vcpu
+                        .get_regs()
+                        .map(|r| format!("{r:x?}"))
+                        .unwrap_or_default();
                     break Err(Error::Unexpected(format!("{what}; registers {regs}")));
                 }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => false,
-                Err(e) => break Err(Error::Kvm { what: "run", source: e }),
+                Err(e) => {
+                    break Err(Error::Kvm {
+                        what: "run",
+                        source: e,
+                    });
+                }
             };
             match dog.fired() {
-                FIRED_WALL => break Err(Error::Timeout(self.config.wall_limit.unwrap_or_default())),
+                FIRED_WALL => {
+                    break Err(Error::Timeout(self.config.wall_limit.unwrap_or_default()));
+                }
                 FIRED_CPU => break Err(Error::CpuLimit(self.config.cpu_limit.unwrap_or_default())),
-                FIRED_KILL => break Err(Error::Unexpected("killed by the host".into())),
+                FIRED_KILL => break Err(Error::Killed),
                 _ => {}
             }
             if !doorbell {
@@ -171,7 +231,9 @@ impl Keep {
 
     /// Serves one request; Some(code) when the payload exited.
     fn serve(&mut self, server: &mut dyn HostCallServer) -> Result<Option<i32>, Error> {
-        let block = self.mem.slice_mut(CALL_BLOCK_GPA, CALL_BLOCK_SIZE as usize)?;
+        let block = self
+            .mem
+            .slice_mut(CALL_BLOCK_GPA, CALL_BLOCK_SIZE as usize)?;
         match hostcall::parse(block)? {
             Request::Call(call) => {
                 let (header, data) = block.split_at_mut(CALL_DATA_OFFSET as usize);
@@ -184,9 +246,18 @@ impl Keep {
                 Ok(None)
             }
             Request::Exit(code) => Ok(Some(code)),
-            Request::Fault { vector, error_code, rip, cr2 } => {
-                Err(Error::Fault { vector, name: vector_name(vector), error_code, rip, cr2 })
-            }
+            Request::Fault {
+                vector,
+                error_code,
+                rip,
+                cr2,
+            } => Err(Error::Fault {
+                vector,
+                name: vector_name(vector),
+                error_code,
+                rip,
+                cr2,
+            }),
             Request::Abort(reason) => Err(Error::ShimAbort(reason)),
         }
     }

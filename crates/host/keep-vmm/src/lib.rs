@@ -37,5 +37,9 @@ pub const SHIM: &[u8] = include_bytes!(env!("KEEP_SHIM_PATH"));
 
 /// Whether /dev/kvm can be opened here.
 pub fn kvm_available() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
 }

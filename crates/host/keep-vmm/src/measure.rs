@@ -33,7 +33,10 @@ mod tests {
         assert_ne!(base, launch_digest(b"s", b"P", b"b"));
         assert_ne!(base, launch_digest(b"s", b"p", b"B"));
         // Moving bytes between layers changes it too.
-        assert_ne!(launch_digest(b"sp", b"", b"b"), launch_digest(b"s", b"p", b"b"));
+        assert_ne!(
+            launch_digest(b"sp", b"", b"b"),
+            launch_digest(b"s", b"p", b"b")
+        );
         assert_eq!(base, launch_digest(b"s", b"p", b"b"));
     }
 }

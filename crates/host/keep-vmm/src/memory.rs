@@ -26,9 +26,15 @@ impl GuestMemory {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(Error::Memory(format!("mmap of {size} bytes: {}", std::io::Error::last_os_error())));
+            return Err(Error::Memory(format!(
+                "mmap of {size} bytes: {}",
+                std::io::Error::last_os_error()
+            )));
         }
-        Ok(Self { ptr: ptr.cast(), size })
+        Ok(Self {
+            ptr: ptr.cast(),
+            size,
+        })
     }
 
     pub fn size(&self) -> usize {
@@ -43,7 +49,10 @@ impl GuestMemory {
         let start = usize::try_from(gpa).map_err(|_| Error::Memory(format!("address {gpa:#x}")))?;
         match start.checked_add(len) {
             Some(end) if end <= self.size => Ok(start),
-            _ => Err(Error::Memory(format!("{len} bytes at {gpa:#x} outside {} bytes of guest memory", self.size))),
+            _ => Err(Error::Memory(format!(
+                "{len} bytes at {gpa:#x} outside {} bytes of guest memory",
+                self.size
+            ))),
         }
     }
 

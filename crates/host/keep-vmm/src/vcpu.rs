@@ -28,7 +28,9 @@ const EFER_LMA: u64 = 1 << 10;
 const EFER_NXE: u64 = 1 << 11;
 
 pub fn setup(kvm: &Kvm, vcpu: &VcpuFd, entry: u64) -> Result<(), Error> {
-    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(Error::kvm("get supported CPUID"))?;
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(Error::kvm("get supported CPUID"))?;
     vcpu.set_cpuid2(&cpuid).map_err(Error::kvm("set CPUID"))?;
     let mut s = vcpu.get_sregs().map_err(Error::kvm("get sregs"))?;
     let code = kvm_segment {
@@ -46,8 +48,24 @@ pub fn setup(kvm: &Kvm, vcpu: &VcpuFd, entry: u64) -> Result<(), Error> {
         unusable: 0,
         padding: 0,
     };
-    let data = kvm_segment { selector: USER_DS, type_: 3, l: 0, db: 1, ..code };
-    let null = kvm_segment { selector: 0, type_: 0, present: 0, s: 0, l: 0, db: 0, g: 0, unusable: 1, ..data };
+    let data = kvm_segment {
+        selector: USER_DS,
+        type_: 3,
+        l: 0,
+        db: 1,
+        ..code
+    };
+    let null = kvm_segment {
+        selector: 0,
+        type_: 0,
+        present: 0,
+        s: 0,
+        l: 0,
+        db: 0,
+        g: 0,
+        unusable: 1,
+        ..data
+    };
     s.cs = code;
     s.ss = data;
     (s.ds, s.es, s.fs, s.gs) = (null, null, null, null);
@@ -80,9 +98,16 @@ pub fn setup(kvm: &Kvm, vcpu: &VcpuFd, entry: u64) -> Result<(), Error> {
     r.rflags = 0x202;
     r.rsp = 0;
     vcpu.set_regs(&r).map_err(Error::kvm("set regs"))?;
-    let msr = |index, data| kvm_msr_entry { index, data, ..Default::default() };
+    let msr = |index, data| kvm_msr_entry {
+        index,
+        data,
+        ..Default::default()
+    };
     let msrs = Msrs::from_entries(&[
-        msr(MSR_STAR, u64::from(USER_CS - 16) << 48 | u64::from(KERNEL_CS) << 32),
+        msr(
+            MSR_STAR,
+            u64::from(USER_CS - 16) << 48 | u64::from(KERNEL_CS) << 32,
+        ),
         msr(MSR_LSTAR, ENTRY_SYSCALL),
         msr(MSR_FMASK, 0),
     ])

@@ -61,10 +61,18 @@ unsafe impl Send for Target {}
 
 impl Watchdog {
     /// `immediate_exit` points into the calling (vCPU) thread's `kvm_run`.
-    pub fn start(immediate_exit: *mut u8, wall: Option<Duration>, cpu: Option<Duration>, kill: KillHandle) -> Self {
+    pub fn start(
+        immediate_exit: *mut u8,
+        wall: Option<Duration>,
+        cpu: Option<Duration>,
+        kill: KillHandle,
+    ) -> Self {
         install_handler();
         // SAFETY: pthread_self has no preconditions.
-        let target = Target { run: immediate_exit, thread: unsafe { libc::pthread_self() } };
+        let target = Target {
+            run: immediate_exit,
+            thread: unsafe { libc::pthread_self() },
+        };
         let mut clock: libc::clockid_t = 0;
         // SAFETY: the target thread is alive (it is us) and `clock` is a valid out pointer.
         let have_cpu_clock = unsafe { libc::pthread_getcpuclockid(target.thread, &mut clock) } == 0;
@@ -94,10 +102,17 @@ impl Watchdog {
                         libc::pthread_kill(target.thread, kick_signal());
                     }
                 }
-                stopped = cv.wait_timeout(stopped, TICK).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+                stopped = cv
+                    .wait_timeout(stopped, TICK)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
         });
-        Self { stop, fired, thread: Some(thread) }
+        Self {
+            stop,
+            fired,
+            thread: Some(thread),
+        }
     }
 
     pub fn fired(&self) -> u8 {
@@ -106,7 +121,10 @@ impl Watchdog {
 }
 
 fn thread_cpu(clock: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid clock id and out pointer.
     if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
         return Duration::ZERO;

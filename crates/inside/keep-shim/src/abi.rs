@@ -105,3 +105,17 @@ pub struct CallHeader {
 pub const CALL_DATA_OFFSET: u64 = 0x100;
 /// Largest errno the host may return (as -errno).
 pub const MAX_ERRNO: i64 = 4095;
+
+// The layout does not overlap (checked when either side compiles).
+const _: () = {
+    assert!(BOOT_INFO_GPA + PAGE_SIZE <= BOOT_PML4_GPA);
+    assert!(BOOT_PD_GPA + BOOT_PD_COUNT * PAGE_SIZE <= BOOT_GDT_GPA);
+    assert!(BOOT_TSS_GPA + 0x68 <= BOOT_IDT_GPA);
+    assert!(BOOT_IDT_GPA + 32 * 16 <= FAULT_STACK_TOP_GPA - 0x4000);
+    assert!(FAULT_STACK_TOP_GPA <= CALL_BLOCK_GPA);
+    assert!(CALL_BLOCK_GPA + CALL_BLOCK_SIZE <= SHIM_GPA);
+    assert!(SHIM_GPA + SHIM_MAX <= PAYLOAD_GPA);
+    assert!(core::mem::size_of::<BootInfo>() as u64 <= PAGE_SIZE);
+    assert!(core::mem::size_of::<CallHeader>() as u64 <= CALL_DATA_OFFSET);
+    assert!(DOORBELL_GPA >= MAX_MEM_SIZE);
+};

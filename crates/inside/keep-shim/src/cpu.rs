@@ -27,7 +27,9 @@ pub fn random_u64() -> Option<u64> {
     for _ in 0..32 {
         let (v, ok): (u64, u8);
         // SAFETY: RDRAND only writes its output register and CF.
-        unsafe { asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok != 0 {
             return Some(v);
         }
@@ -35,7 +37,9 @@ pub fn random_u64() -> Option<u64> {
     for _ in 0..32 {
         let (v, ok): (u64, u8);
         // SAFETY: RDSEED only writes its output register and CF.
-        unsafe { asm!("rdseed {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            asm!("rdseed {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok != 0 {
             return Some(v);
         }
@@ -49,7 +53,6 @@ pub fn halt_forever() -> ! {
         unsafe { asm!("hlt", options(nomem, nostack)) };
     }
 }
-
 
 /// Jumps to the payload's entry with its initial stack; registers cleared as the
 /// Linux ABI expects (rdx = 0: no function for atexit).

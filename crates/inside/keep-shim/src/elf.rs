@@ -22,15 +22,21 @@ pub struct Image {
 
 fn u16_at(b: &[u8], off: u64) -> Option<u64> {
     let o = usize::try_from(off).ok()?;
-    Some(u64::from(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?)))
+    Some(u64::from(u16::from_le_bytes(
+        b.get(o..o.checked_add(2)?)?.try_into().ok()?,
+    )))
 }
 fn u32_at(b: &[u8], off: u64) -> Option<u64> {
     let o = usize::try_from(off).ok()?;
-    Some(u64::from(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?)))
+    Some(u64::from(u32::from_le_bytes(
+        b.get(o..o.checked_add(4)?)?.try_into().ok()?,
+    )))
 }
 fn u64_at(b: &[u8], off: u64) -> Option<u64> {
     let o = usize::try_from(off).ok()?;
-    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(o..o.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 struct Phdr {
@@ -83,22 +89,35 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
     for i in 0..phnum {
         let p = phdr(b, phoff, i).ok_or(bad_ph)?;
         match p.kind {
-            3 => return Err("payload: dynamically linked (PT_INTERP); only static executables run in the Keep"),
+            3 => {
+                return Err(
+                    "payload: dynamically linked (PT_INTERP); only static executables run in the Keep",
+                );
+            }
             6 => phdr_va = Some(base.checked_add(p.vaddr).ok_or(bad_ph)?),
             1 => {
                 let start = base.checked_add(p.vaddr).ok_or(bad_ph)?;
                 let end = start.checked_add(p.memsz).ok_or(bad_ph)?;
                 let fend = p.offset.checked_add(p.filesz).ok_or(bad_ph)?;
-                if p.filesz > p.memsz || fend > b.len() as u64 || end > STACK_TOP - STACK_SIZE || start < PAGE_SIZE {
+                if p.filesz > p.memsz
+                    || fend > b.len() as u64
+                    || end > STACK_TOP - STACK_SIZE
+                    || start < PAGE_SIZE
+                {
                     return Err("payload: loadable segment out of range");
                 }
                 first_load.get_or_insert((start, p.offset));
                 let (ps, pe) = (start & !(PAGE_SIZE - 1), end.next_multiple_of(PAGE_SIZE));
-                mm::map_range(ps, pe, PTE_P | PTE_W | PTE_NX).map_err(|()| "payload: out of memory")?;
+                mm::map_range(ps, pe, PTE_P | PTE_W | PTE_NX)
+                    .map_err(|()| "payload: out of memory")?;
                 // SAFETY: [start, start+filesz) was just mapped writable, and the
                 // source range was checked against the file length.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(b.as_ptr().add(p.offset as usize), start as *mut u8, p.filesz as usize);
+                    core::ptr::copy_nonoverlapping(
+                        b.as_ptr().add(p.offset as usize),
+                        start as *mut u8,
+                        p.filesz as usize,
+                    );
                 }
                 top = top.max(pe);
             }
@@ -112,14 +131,20 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
             continue;
         }
         let start = base + p.vaddr;
-        let (ps, pe) = (start & !(PAGE_SIZE - 1), (start + p.memsz).next_multiple_of(PAGE_SIZE));
+        let (ps, pe) = (
+            start & !(PAGE_SIZE - 1),
+            (start + p.memsz).next_multiple_of(PAGE_SIZE),
+        );
         let mut va = ps;
         while va < pe {
             let (mut w, mut x) = (false, false);
             for j in 0..phnum {
                 let q = phdr(b, phoff, j).ok_or(bad_ph)?;
                 let qs = base + q.vaddr;
-                if q.kind == 1 && qs & !(PAGE_SIZE - 1) <= va && va < (qs + q.memsz).next_multiple_of(PAGE_SIZE) {
+                if q.kind == 1
+                    && qs & !(PAGE_SIZE - 1) <= va
+                    && va < (qs + q.memsz).next_multiple_of(PAGE_SIZE)
+                {
                     w |= q.flags & 2 != 0;
                     x |= q.flags & 1 != 0;
                 }
@@ -132,10 +157,21 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
     let (first_va, first_off) = first_load.ok_or("payload: no loadable segment")?;
     let phdr = match phdr_va {
         Some(va) => va,
-        None => first_va.checked_sub(first_off).and_then(|v| v.checked_add(phoff)).ok_or(bad_ph)?,
+        None => first_va
+            .checked_sub(first_off)
+            .and_then(|v| v.checked_add(phoff))
+            .ok_or(bad_ph)?,
     };
-    let entry = base.checked_add(entry).filter(|e| *e < USER_TOP).ok_or("payload: bad entry point")?;
-    Ok(Image { entry, phdr, phnum, brk_start: top })
+    let entry = base
+        .checked_add(entry)
+        .filter(|e| *e < USER_TOP)
+        .ok_or("payload: bad entry point")?;
+    Ok(Image {
+        entry,
+        phdr,
+        phnum,
+        brk_start: top,
+    })
 }
 
 const AT_PHDR: u64 = 3;
@@ -157,13 +193,16 @@ const AT_EXECFN: u64 = 31;
 /// Maps the stack and writes argc, argv, envp, auxv, the strings and AT_RANDOM's
 /// 16 bytes; returns the initial stack pointer.
 pub fn initial_stack(img: &Image, boot: &Boot) -> Result<u64, &'static str> {
-    mm::map_range(STACK_TOP - STACK_SIZE, STACK_TOP, PTE_P | PTE_W | PTE_NX).map_err(|()| "stack: out of memory")?;
+    mm::map_range(STACK_TOP - STACK_SIZE, STACK_TOP, PTE_P | PTE_W | PTE_NX)
+        .map_err(|()| "stack: out of memory")?;
     let mut sp = STACK_TOP;
     // Strings (argv then envp, as the boot page holds them).
     sp -= boot.strings.len() as u64;
     let strings_va = sp;
     // SAFETY: the stack was just mapped and the strings (at most 3 KiB) fit in it.
-    unsafe { core::ptr::copy_nonoverlapping(boot.strings.as_ptr(), sp as *mut u8, boot.strings.len()) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(boot.strings.as_ptr(), sp as *mut u8, boot.strings.len())
+    };
     sp -= 16;
     let random_va = sp;
     for k in 0..2 {
@@ -208,7 +247,11 @@ pub fn initial_stack(img: &Image, boot: &Boot) -> Result<u64, &'static str> {
             put(0);
         }
         put(strings_va + off as u64);
-        off += boot.strings[off..].iter().position(|c| *c == 0).unwrap_or(0) + 1;
+        off += boot.strings[off..]
+            .iter()
+            .position(|c| *c == 0)
+            .unwrap_or(0)
+            + 1;
     }
     if boot.envc == 0 {
         put(0);

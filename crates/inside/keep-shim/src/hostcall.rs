@@ -6,7 +6,9 @@
 
 use core::sync::atomic::{Ordering, fence};
 
-use crate::abi::{CALL_BLOCK_GPA, CALL_BLOCK_SIZE, CALL_DATA_OFFSET, CallHeader, DOORBELL_GPA, MAX_ERRNO, call};
+use crate::abi::{
+    CALL_BLOCK_GPA, CALL_BLOCK_SIZE, CALL_DATA_OFFSET, CallHeader, DOORBELL_GPA, MAX_ERRNO, call,
+};
 use crate::cpu;
 use crate::mm::phys_to_virt;
 
@@ -24,7 +26,13 @@ pub fn data() -> *mut u8 {
 
 /// Sends one request and returns the host's reply header, read once.
 fn request(nr: u32, args: [u64; 4]) -> CallHeader {
-    let req = CallHeader { nr, _pad: 0, args, ret: 0, val: [0; 3] };
+    let req = CallHeader {
+        nr,
+        _pad: 0,
+        args,
+        ret: 0,
+        val: [0; 3],
+    };
     // SAFETY: the call block is guest memory inside the direct map (the VMM refuses
     // memories smaller than the layout); volatile because the host reads and writes it.
     unsafe { core::ptr::write_volatile(header_ptr(), req) };
@@ -89,7 +97,11 @@ pub fn read_staged(fd: u32, max: usize) -> Result<(usize, usize), i64> {
 pub fn clock(id: u32) -> Result<(i64, i64), i64> {
     let r = request(call::CLOCK, [u64::from(id), 0, 0, 0]);
     if r.ret != 0 {
-        checked_count(r.ret, 0, "host reply refused: clock return value out of range")?;
+        checked_count(
+            r.ret,
+            0,
+            "host reply refused: clock return value out of range",
+        )?;
     }
     let (sec, nsec) = (r.val[0], r.val[1]);
     if nsec >= 1_000_000_000 || sec > i64::MAX as u64 {

@@ -26,7 +26,9 @@ mod syscall;
 
 use core::panic::PanicInfo;
 
-use abi::{BOOT_INFO_GPA, BOOT_MAGIC, BOOT_STRINGS_MAX, BootInfo, MAX_MEM_SIZE, MIN_MEM_SIZE, PAYLOAD_GPA};
+use abi::{
+    BOOT_INFO_GPA, BOOT_MAGIC, BOOT_STRINGS_MAX, BootInfo, MAX_MEM_SIZE, MIN_MEM_SIZE, PAYLOAD_GPA,
+};
 
 pub(crate) const BOOT_STACK_SIZE: usize = 64 * 1024;
 
@@ -34,7 +36,6 @@ pub(crate) const BOOT_STACK_SIZE: usize = 64 * 1024;
 pub(crate) struct Stack([u8; BOOT_STACK_SIZE]);
 
 pub(crate) static mut BOOT_STACK: Stack = Stack([0; BOOT_STACK_SIZE]);
-
 
 /// The boot parameters the VMM wrote, checked.
 pub struct Boot {
@@ -54,7 +55,9 @@ fn read_boot() -> Boot {
     if info.magic != BOOT_MAGIC {
         hostcall::abort("boot parameters: bad magic");
     }
-    if info.mem_size < MIN_MEM_SIZE || info.mem_size > MAX_MEM_SIZE || info.mem_size % (2 << 20) != 0
+    if info.mem_size < MIN_MEM_SIZE
+        || info.mem_size > MAX_MEM_SIZE
+        || !info.mem_size.is_multiple_of(2 << 20)
     {
         hostcall::abort("boot parameters: memory size out of range");
     }
@@ -73,10 +76,17 @@ fn read_boot() -> Boot {
     };
     let nuls = strings.iter().filter(|b| **b == 0).count();
     let (argc, envc) = (info.argc as usize, info.envc as usize);
-    if argc == 0 || argc.checked_add(envc) != Some(nuls) || strings.last().is_some_and(|b| *b != 0) {
+    if argc == 0 || argc.checked_add(envc) != Some(nuls) || strings.last().is_some_and(|b| *b != 0)
+    {
         hostcall::abort("boot parameters: argv/envp do not match their strings");
     }
-    Boot { mem_size: info.mem_size, payload_len: info.payload_len, argc, envc, strings }
+    Boot {
+        mem_size: info.mem_size,
+        payload_len: info.payload_len,
+        argc,
+        envc,
+        strings,
+    }
 }
 
 pub(crate) extern "C" fn shim_main() -> ! {
@@ -85,7 +95,10 @@ pub(crate) extern "C" fn shim_main() -> ! {
     // SAFETY: PAYLOAD_GPA + payload_len was checked against the memory size above,
     // and the payload area is never handed out by the frame allocator.
     let payload = unsafe {
-        core::slice::from_raw_parts(mm::phys_to_virt(PAYLOAD_GPA) as *const u8, boot.payload_len as usize)
+        core::slice::from_raw_parts(
+            mm::phys_to_virt(PAYLOAD_GPA) as *const u8,
+            boot.payload_len as usize,
+        )
     };
     let image = match elf::load(payload) {
         Ok(image) => image,

@@ -32,7 +32,12 @@ struct Frames {
     pml4: u64,
 }
 
-static FRAMES: Global<Frames> = Global::new(Frames { next: 0, end: 0, free: 0, pml4: 0 });
+static FRAMES: Global<Frames> = Global::new(Frames {
+    next: 0,
+    end: 0,
+    free: 0,
+    pml4: 0,
+});
 
 pub fn init(boot: &Boot) {
     let start = (PAYLOAD_GPA + boot.payload_len).next_multiple_of(PAGE_SIZE);
@@ -126,7 +131,9 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
         if va >= end {
             break Ok(());
         }
-        let Some(p) = pte(va, true) else { break Err(()) };
+        let Some(p) = pte(va, true) else {
+            break Err(());
+        };
         // SAFETY: p points at the PTE of `va` in a shim-owned table.
         let e = unsafe { *p };
         let frame = if e & (PTE_P | PTE_HELD) != 0 {
@@ -138,7 +145,15 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
             }
         };
         // SAFETY: as above.
-        unsafe { *p = frame | flags | if flags & PTE_P != 0 { PTE_U | PTE_AD } else { 0 } };
+        unsafe {
+            *p = frame
+                | flags
+                | if flags & PTE_P != 0 {
+                    PTE_U | PTE_AD
+                } else {
+                    0
+                }
+        };
         changed |= e != 0;
         touch(va, flags);
         va += PAGE_SIZE;
@@ -205,7 +220,13 @@ pub fn zero_range(start: u64, end: u64) {
             let e = unsafe { *p };
             if e & (PTE_P | PTE_HELD) != 0 {
                 // SAFETY: the frame is mapped by the direct map.
-                unsafe { core::ptr::write_bytes(phys_to_virt(e & ADDR_MASK) as *mut u8, 0, PAGE_SIZE as usize) };
+                unsafe {
+                    core::ptr::write_bytes(
+                        phys_to_virt(e & ADDR_MASK) as *mut u8,
+                        0,
+                        PAGE_SIZE as usize,
+                    )
+                };
             }
         }
         va += PAGE_SIZE;
@@ -217,13 +238,17 @@ pub fn user_range_ok(ptr: u64, len: u64, write: bool) -> bool {
     if len == 0 {
         return true;
     }
-    let Some(end) = ptr.checked_add(len) else { return false };
+    let Some(end) = ptr.checked_add(len) else {
+        return false;
+    };
     if end > USER_TOP {
         return false;
     }
     let mut va = ptr & !(PAGE_SIZE - 1);
     while va < end {
-        let Some(p) = pte(va, false) else { return false };
+        let Some(p) = pte(va, false) else {
+            return false;
+        };
         // SAFETY: p points at a PTE in a shim-owned table.
         let e = unsafe { *p };
         if e & PTE_P == 0 || (write && e & PTE_W == 0) {

@@ -24,7 +24,6 @@ struct ExtArea([u8; EXT_AREA_SIZE]);
 static mut EXT_AREA: ExtArea = ExtArea([0; EXT_AREA_SIZE]);
 static mut USER_RSP: u64 = 0;
 
-
 const EBADF: i64 = 9;
 const ENOMEM: i64 = 12;
 const EFAULT: i64 = 14;
@@ -54,7 +53,12 @@ struct Space {
     warned: [u64; 8],
 }
 
-static SPACE: Global<Space> = Global::new(Space { brk_start: 0, brk: 0, mmap_next: 0, warned: [0; 8] });
+static SPACE: Global<Space> = Global::new(Space {
+    brk_start: 0,
+    brk: 0,
+    mmap_next: 0,
+    warned: [0; 8],
+});
 const BRK_MAX: u64 = 1 << 30;
 const MMAP_TOP: u64 = STACK_TOP - STACK_SIZE - (1 << 30);
 
@@ -189,7 +193,7 @@ fn iovecs(iov: u64, cnt: u64) -> Result<&'static [[u64; 2]], i64> {
     if cnt > 1024 {
         return Err(-EINVAL);
     }
-    if !mm::user_range_ok(iov, cnt * 16, false) || iov % 8 != 0 {
+    if !mm::user_range_ok(iov, cnt * 16, false) || !iov.is_multiple_of(8) {
         return Err(-EFAULT);
     }
     // SAFETY: checked mapped and aligned; read only for the duration of the call.
@@ -214,7 +218,9 @@ fn sys_writev(fd: u64, iov: u64, cnt: u64) -> i64 {
         }
         let n = (*len as usize).min(DATA_CAPACITY - staged);
         // SAFETY: checked mapped; n fits in what is left of the data area.
-        unsafe { core::ptr::copy_nonoverlapping(*base as *const u8, hostcall::data().add(staged), n) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(*base as *const u8, hostcall::data().add(staged), n)
+        };
         staged += n;
         if staged == DATA_CAPACITY {
             break;
@@ -264,7 +270,10 @@ fn sys_brk(addr: u64) -> i64 {
         if addr < s.brk_start || addr > s.brk_start + BRK_MAX {
             return s.brk as i64;
         }
-        let (old_end, new_end) = (s.brk.next_multiple_of(PAGE_SIZE), addr.next_multiple_of(PAGE_SIZE));
+        let (old_end, new_end) = (
+            s.brk.next_multiple_of(PAGE_SIZE),
+            addr.next_multiple_of(PAGE_SIZE),
+        );
         if new_end > old_end {
             if mm::map_range(old_end, new_end, mm::prot_flags(3)).is_err() {
                 mm::unmap_range(old_end, new_end);
@@ -284,7 +293,7 @@ const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 fn page_range(addr: u64, len: u64) -> Option<(u64, u64)> {
-    if addr % PAGE_SIZE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return None;
     }
     let end = addr.checked_add(len)?.checked_next_multiple_of(PAGE_SIZE)?;
@@ -327,7 +336,6 @@ fn sys_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> i6
     }
     start as i64
 }
-
 
 fn sys_munmap(addr: u64, len: u64) -> i64 {
     match page_range(addr, len) {
@@ -375,7 +383,14 @@ fn sys_uname(buf: u64) -> i64 {
     if !mm::user_range_ok(buf, 6 * 65, true) {
         return -EFAULT;
     }
-    let fields: [&[u8]; 6] = [b"Linux", b"keep", b"6.0.0-keep", b"#1 Keep", b"x86_64", b"(none)"];
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        b"keep",
+        b"6.0.0-keep",
+        b"#1 Keep",
+        b"x86_64",
+        b"(none)",
+    ];
     for (i, f) in fields.iter().enumerate() {
         let dst = (buf + 65 * i as u64) as *mut u8;
         // SAFETY: 6 * 65 bytes were checked writable; every field is < 65 bytes.
@@ -423,10 +438,18 @@ fn sys_getrandom(buf: u64, len: u64) -> i64 {
     }
     let mut done = 0;
     while done < len {
-        let Some(r) = cpu::random_u64() else { return if done == 0 { -EAGAIN } else { done as i64 } };
+        let Some(r) = cpu::random_u64() else {
+            return if done == 0 { -EAGAIN } else { done as i64 };
+        };
         let n = (len - done).min(8);
         // SAFETY: the range was checked writable; n <= 8 bytes of r.
-        unsafe { core::ptr::copy_nonoverlapping(r.to_le_bytes().as_ptr(), (buf + done) as *mut u8, n as usize) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                r.to_le_bytes().as_ptr(),
+                (buf + done) as *mut u8,
+                n as usize,
+            )
+        };
         done += n;
     }
     done as i64

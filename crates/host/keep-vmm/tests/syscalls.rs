@@ -1,0 +1,100 @@
+//! The syscall fixtures (tests/kvm) inside a Keep, compared with a native run of
+//! the same binary: same stdout, same exit code.
+
+mod common;
+
+use common::{have_kvm, run_in_keep, run_native};
+use keep_vmm::Error;
+
+fn same_as_native(name: &str, args: &[&str], input: &[u8]) {
+    if !have_kvm() {
+        return;
+    }
+    let (result, server) = run_in_keep(name, args, input);
+    let exit = result.unwrap_or_else(|e| panic!("{name} in the Keep: {e}"));
+    let (stdout, code) = run_native(name, args, input);
+    assert_eq!(
+        String::from_utf8_lossy(&server.stdout),
+        String::from_utf8_lossy(&stdout),
+        "{name}: stdout differs from the native run"
+    );
+    assert_eq!(
+        Some(exit.code),
+        code,
+        "{name}: exit code differs from the native run"
+    );
+}
+
+#[test]
+fn write_args_and_exit_code() {
+    same_as_native("hello", &["one", "two words"], b"");
+}
+
+#[test]
+fn first_instruction_is_a_syscall() {
+    same_as_native("first", &[], b"");
+}
+
+#[test]
+fn brk_mmap_munmap_mprotect_madvise() {
+    same_as_native("mem", &[], b"");
+}
+
+#[test]
+fn clock_gettime() {
+    same_as_native("clock", &[], b"");
+}
+
+#[test]
+fn getrandom() {
+    same_as_native("random", &[], b"");
+}
+
+#[test]
+fn uname_getpid_ioctl() {
+    same_as_native("ident", &[], b"");
+}
+
+#[test]
+fn large_output() {
+    same_as_native("bigout", &[], b"");
+}
+
+#[test]
+fn read_from_stdin() {
+    same_as_native("echo", &[], b"some input\nover two lines");
+}
+
+#[test]
+fn unsupported_syscall_is_enosys_and_logged_once() {
+    if !have_kvm() {
+        return;
+    }
+    let (result, server) = run_in_keep("enosys", &[], b"");
+    assert_eq!(result.expect("enosys runs").code, 0);
+    assert_eq!(String::from_utf8_lossy(&server.stdout), "getppid: ENOSYS\n");
+    let lines: Vec<_> = server
+        .log
+        .iter()
+        .filter(|l| l.contains("unsupported syscall 00110"))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once: {:?}", server.log);
+}
+
+#[test]
+fn fault_is_reported_with_vector_and_address() {
+    if !have_kvm() {
+        return;
+    }
+    let (result, server) = run_in_keep("fault", &[], b"");
+    assert_eq!(String::from_utf8_lossy(&server.stdout), "before\n");
+    match result {
+        Err(Error::Fault {
+            vector: 14,
+            cr2: 0x10,
+            error_code,
+            ..
+        }) => assert_eq!(error_code & 2, 2, "a write"),
+        other => panic!("expected a page fault report, got {other:?}"),
+    }
+}
