@@ -69,9 +69,10 @@ impl Watchdog {
     ) -> Self {
         install_handler();
         // SAFETY: pthread_self has no preconditions.
+        let thread = unsafe { libc::pthread_self() };
         let target = Target {
             run: immediate_exit,
-            thread: unsafe { libc::pthread_self() },
+            thread,
         };
         let mut clock: libc::clockid_t = 0;
         // SAFETY: the target thread is alive (it is us) and `clock` is a valid out pointer.
