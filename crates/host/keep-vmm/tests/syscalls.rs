@@ -98,3 +98,10 @@ fn fault_is_reported_with_vector_and_address() {
         other => panic!("expected a page fault report, got {other:?}"),
     }
 }
+
+#[test]
+fn bad_pointers_are_efault() {
+    // With input waiting, Linux also checks the read buffer (on an empty stdin it
+    // would return 0 first; the shim checks before asking the host).
+    same_as_native("badptr", &[], b"xyz");
+}
