@@ -105,3 +105,8 @@ fn bad_pointers_are_efault() {
     // would return 0 first; the shim checks before asking the host).
     same_as_native("badptr", &[], b"xyz");
 }
+
+#[test]
+fn registers_and_avx_state_survive_a_syscall() {
+    same_as_native("regs", &[], b"");
+}

@@ -6,8 +6,7 @@ use core::arch::asm;
 
 use crate::global::Global;
 
-/// Whether the syscall path saves extended state with XSAVE (not yet: FXSAVE,
-/// see the architecture notes).
+/// Whether the syscall path saves extended state with XSAVE (else FXSAVE).
 pub static XSAVE_ENABLED: Global<bool> = Global::new(false);
 
 pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {

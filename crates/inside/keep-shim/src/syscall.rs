@@ -68,6 +68,12 @@ pub fn init(brk_start: u64) {
         s.brk = brk_start;
         s.mmap_next = MMAP_TOP;
     });
+    // XSAVE when the OS (here: PVM, from the host) enabled it and the area fits:
+    // then AVX state is saved across syscalls too, not only SSE.
+    let osxsave = cpu::cpuid(1, 0)[2] & (1 << 27) != 0;
+    if osxsave && cpu::cpuid(0xd, 0)[1] as usize <= EXT_AREA_SIZE {
+        XSAVE_ENABLED.with(|x| *x = true);
+    }
 }
 
 #[unsafe(naked)]
