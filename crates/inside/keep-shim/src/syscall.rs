@@ -114,6 +114,7 @@ extern "C" fn dispatch(f: &mut Frame) {
     let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
     let ret = match f.rax {
         0 => sys_read(a0, a1, a2),
+        7 => sys_poll(a0, a1),
         1 => sys_write(a0, a1, a2),
         9 => sys_mmap(a0, a1, a2, a3, a4, a5),
         10 => sys_mprotect(a0, a1, a2),
@@ -128,8 +129,10 @@ extern "C" fn dispatch(f: &mut Frame) {
         60 | 231 => hostcall::exit(a0 as i32),
         63 => sys_uname(a0),
         158 => sys_arch_prctl(a0, a1),
+        131 => sys_sigaltstack(a1),
         218 => 1, // set_tid_address: returns the tid
         228 => sys_clock_gettime(a0, a1),
+        302 => sys_prlimit64(a0, a1, a2, a3),
         318 => sys_getrandom(a0, a1),
         nr => unsupported(nr),
     };
@@ -462,3 +465,73 @@ fn sys_getrandom(buf: u64, len: u64) -> i64 {
 }
 
 const EAGAIN: i64 = 11;
+
+/// poll: fds 0-2 are open (no events ready); anything else is POLLNVAL. Never
+/// waits: there is nothing in the Keep yet that could become ready.
+fn sys_poll(fds: u64, nfds: u64) -> i64 {
+    const POLLNVAL: u16 = 0x20;
+    if nfds > 1024 {
+        return -EINVAL;
+    }
+    if !mm::user_range_ok(fds, nfds * 8, true) || !fds.is_multiple_of(4) {
+        return -EFAULT;
+    }
+    let mut ready = 0;
+    for i in 0..nfds {
+        let entry = fds + 8 * i;
+        // SAFETY: the array was checked mapped and writable; struct pollfd is
+        // { int fd; short events; short revents; }.
+        unsafe {
+            let fd = core::ptr::read(entry as *const i32);
+            // Negative fds are ignored by poll; 0-2 are open.
+            let revents = if fd <= 2 { 0 } else { POLLNVAL };
+            core::ptr::write((entry + 6) as *mut u16, revents);
+            if revents != 0 {
+                ready += 1;
+            }
+        }
+    }
+    ready
+}
+
+/// sigaltstack: accepted (no signal is ever delivered); reports "disabled".
+fn sys_sigaltstack(old: u64) -> i64 {
+    const SS_DISABLE: i32 = 2;
+    if old != 0 {
+        if !mm::user_range_ok(old, 24, true) {
+            return -EFAULT;
+        }
+        // SAFETY: 24 bytes (stack_t) checked writable.
+        unsafe {
+            core::ptr::write_bytes(old as *mut u8, 0, 24);
+            core::ptr::write_unaligned((old + 8) as *mut i32, SS_DISABLE);
+        }
+    }
+    0
+}
+
+/// prlimit64 on the Keep itself: read-only. RLIMIT_STACK is the mapped stack;
+/// everything else is unlimited (the host's limits are outside the Keep).
+fn sys_prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> i64 {
+    const RLIMIT_STACK: u64 = 3;
+    const EPERM: i64 = 1;
+    if pid != 0 && pid != 1 {
+        return -EINVAL;
+    }
+    if new != 0 {
+        return -EPERM;
+    }
+    if old != 0 {
+        if !mm::user_range_ok(old, 16, true) {
+            return -EFAULT;
+        }
+        let v = if resource == RLIMIT_STACK {
+            [STACK_SIZE, STACK_SIZE]
+        } else {
+            [u64::MAX, u64::MAX]
+        };
+        // SAFETY: 16 bytes checked writable.
+        unsafe { core::ptr::write_unaligned(old as *mut [u64; 2], v) };
+    }
+    0
+}
