@@ -14,8 +14,7 @@ pub const PTE_W: u64 = 2;
 /// Every page is a user page: under this PVM the shim runs in guest user mode too.
 pub const PTE_U: u64 = 4;
 pub const PTE_NX: u64 = 1 << 63;
-/// Accessed and dirty are set up front: under PVM a first write through a clean
-/// PTE otherwise traps, and the emulator that follows cannot run SSE code.
+/// Accessed and dirty are set up front, so the shadow MMU need not write them back.
 const PTE_AD: u64 = (1 << 5) | (1 << 6);
 /// Software bit: a frame is held but the page is PROT_NONE (P clear).
 const PTE_HELD: u64 = 1 << 9;
@@ -155,7 +154,6 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
                 }
         };
         changed |= e != 0;
-        touch(va, flags);
         va += PAGE_SIZE;
     };
     if changed {
@@ -164,24 +162,6 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
     result
 }
 
-/// First access to a new mapping with a plain integer load or store. Under PVM
-/// the first access to a page traps and the hypervisor emulates the instruction
-/// (and a batch after it); its emulator cannot run SSE code, so the first access
-/// must not be an SSE store in the middle of a copy.
-fn touch(va: u64, flags: u64) {
-    if flags & PTE_P == 0 {
-        return;
-    }
-    // SAFETY: `va` was just mapped present (writable when PTE_W); writing back the
-    // value just read changes nothing.
-    unsafe {
-        let p = va as *mut u64;
-        let v = core::ptr::read_volatile(p);
-        if flags & PTE_W != 0 {
-            core::ptr::write_volatile(p, v);
-        }
-    }
-}
 
 /// Changes the protection of the mapped pages of [start, end); pages not mapped
 /// are backed first (so mprotect of a PROT_NONE reservation works).
