@@ -47,7 +47,10 @@ fn build_shim(workspace: &Path) -> PathBuf {
     // The outer build's settings must not leak into the shim's build.
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE"
+        if key.starts_with("CARGO_")
+            && key != "CARGO_HOME"
+            && key != "CARGO_MAKEFLAGS"
+            && key != "CARGO_NET_OFFLINE"
             || matches!(
                 key,
                 "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS"

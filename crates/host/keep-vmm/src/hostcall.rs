@@ -151,6 +151,9 @@ impl StdioServer {
     }
 }
 
+/// Log lines kept (and printed) per Keep; the rest are dropped.
+pub const MAX_LOG_LINES: usize = 1000;
+
 const EBADF: i64 = 9;
 const EIO: i64 = 5;
 const EINVAL: i64 = 22;
@@ -226,6 +229,10 @@ impl HostCallServer for StdioServer {
     }
 
     fn log(&mut self, line: &str) {
+        // The guest decides how often it logs: keep the first lines only.
+        if self.log.len() >= MAX_LOG_LINES {
+            return;
+        }
         if !self.capture {
             eprintln!("keep: {line}");
         }
