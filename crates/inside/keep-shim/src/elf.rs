@@ -2,7 +2,7 @@
 //! is placed at a fixed base) and building its Linux initial stack.
 
 use crate::Boot;
-use crate::abi::{PAGE_SIZE, USER_TOP};
+use crate::abi::{PAGE_SIZE, PAYLOAD_GPA, USER_TOP};
 use crate::cpu;
 use crate::mm::{self, PTE_NX, PTE_P, PTE_W};
 
@@ -108,16 +108,36 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
                 }
                 first_load.get_or_insert((start, p.offset));
                 let (ps, pe) = (start & !(PAGE_SIZE - 1), end.next_multiple_of(PAGE_SIZE));
+                // Read-only pages the segment has to itself are mapped where the
+                // payload's bytes already are (no copy, half the first-touch faults);
+                // the rest is copied into fresh frames.
+                let (inner_start, inner_end) = match in_place_pages(b, phoff, phnum, base, i, &p) {
+                    (lo, hi) if lo < hi => (lo, hi),
+                    _ => (start, start),
+                };
+                let mut va = inner_start;
+                while va < inner_end {
+                    let pa = PAYLOAD_GPA + p.offset + (va - start);
+                    mm::map_frame(va, pa, PTE_P | PTE_NX).map_err(|()| "payload: out of memory")?;
+                    va += PAGE_SIZE;
+                }
                 mm::map_range(ps, pe, PTE_P | PTE_W | PTE_NX)
                     .map_err(|()| "payload: out of memory")?;
-                // SAFETY: [start, start+filesz) was just mapped writable, and the
-                // source range was checked against the file length.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        b.as_ptr().add(p.offset as usize),
-                        start as *mut u8,
-                        p.filesz as usize,
-                    );
+                let src = b.as_ptr() as u64 + p.offset;
+                for (from, to) in [(start, inner_start), (inner_end, start + p.filesz)] {
+                    if from < to {
+                        // SAFETY: [from, to) lies in [start, start+filesz), mapped
+                        // writable above (copied pages only: in-place pages are
+                        // outside these ranges), and the source range was checked
+                        // against the file length.
+                        unsafe {
+                            core::ptr::copy_nonoverlapping(
+                                (src + (from - start)) as *const u8,
+                                from as *mut u8,
+                                (to - from) as usize,
+                            );
+                        }
+                    }
                 }
                 top = top.max(pe);
             }
@@ -172,6 +192,51 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
         phnum,
         brk_start: top,
     })
+}
+
+/// The page range of segment `i` that can be mapped in place: read-only, no bss,
+/// file offset congruent with the address, and whole pages no other PT_LOAD
+/// touches. Empty (start == end) when there is none.
+fn in_place_pages(b: &[u8], phoff: u64, phnum: u64, base: u64, i: u64, p: &Phdr) -> (u64, u64) {
+    let start = base + p.vaddr;
+    let (first, last) = (
+        (start).next_multiple_of(PAGE_SIZE),
+        (start + p.filesz) & !(PAGE_SIZE - 1),
+    );
+    if p.flags & 2 != 0
+        || p.filesz != p.memsz
+        || !p.vaddr.wrapping_sub(p.offset).is_multiple_of(PAGE_SIZE)
+        || first >= last
+    {
+        return (0, 0);
+    }
+    let (mut lo, mut hi) = (first, last);
+    for j in 0..phnum {
+        let Some(q) = phdr(b, phoff, j) else {
+            return (0, 0);
+        };
+        if j == i || q.kind != 1 {
+            continue;
+        }
+        let qs = base.saturating_add(q.vaddr) & !(PAGE_SIZE - 1);
+        let qe = base
+            .saturating_add(q.vaddr)
+            .saturating_add(q.memsz)
+            .saturating_add(PAGE_SIZE - 1)
+            & !(PAGE_SIZE - 1);
+        // Another segment's pages may only touch the ends of [lo, hi): trim them off.
+        if qe <= lo || qs >= hi {
+            continue;
+        }
+        if qs <= lo {
+            lo = qe.min(hi);
+        } else if qe >= hi {
+            hi = qs.max(lo);
+        } else {
+            return (0, 0);
+        }
+    }
+    (lo, hi.max(lo))
 }
 
 const AT_PHDR: u64 = 3;

@@ -162,6 +162,14 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
     result
 }
 
+/// Maps `va` to the existing frame `pa` (the payload's own bytes, mapped in place).
+pub fn map_frame(va: u64, pa: u64, flags: u64) -> Result<(), ()> {
+    let p = pte(va, true).ok_or(())?;
+    // SAFETY: p points at the PTE of `va` in a shim-owned table; `pa` is a page of
+    // the payload image, which the frame allocator never hands out.
+    unsafe { *p = (pa & ADDR_MASK) | flags | PTE_U | PTE_AD };
+    Ok(())
+}
 
 /// Changes the protection of the mapped pages of [start, end); pages not mapped
 /// are backed first (so mprotect of a PROT_NONE reservation works).
