@@ -27,7 +27,9 @@ mod vcpu;
 mod watchdog;
 
 pub use error::Error;
-pub use hostcall::{HostCall, HostCallServer, RawReply, StdioServer};
+pub use hostcall::{
+    DATA_CAPACITY as CALL_DATA_CAPACITY, HostCall, HostCallServer, RawReply, StdioServer,
+};
 pub use keep::{Exit, Keep, KeepConfig, Stats};
 pub use measure::launch_digest;
 pub use watchdog::KillHandle;

@@ -89,7 +89,7 @@ fn read_data_outside_the_block() {
     if !have_kvm() {
         return;
     }
-    for offset in [65_279u64, 1 << 40, u64::MAX] {
+    for offset in [keep_vmm::CALL_DATA_CAPACITY as u64 - 1, 1 << 40, u64::MAX] {
         let r = run_hostile("echo", b"abc", |call, reply| {
             if matches!(call, HostCall::Read { .. }) {
                 reply.val[0] = offset;

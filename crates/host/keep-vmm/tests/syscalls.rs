@@ -110,3 +110,16 @@ fn bad_pointers_are_efault() {
 fn registers_and_avx_state_survive_a_syscall() {
     same_as_native("regs", &[], b"");
 }
+
+#[test]
+fn throughput_one_exit_per_64k_write() {
+    same_as_native("throughput", &[], b"");
+    if !have_kvm() {
+        return;
+    }
+    let (result, server) = run_in_keep("throughput", &[], b"");
+    let exit = result.expect("throughput runs");
+    assert_eq!(server.stdout.len(), 16 << 20);
+    // 256 writes of 64 KiB + the exit call.
+    assert_eq!(exit.stats.host_calls, 257);
+}

@@ -41,7 +41,9 @@ pub const ENTRY_FLUSH: u64 = SHIM_TEXT + 0x80;
 pub const ENTRY_FAULTS: u64 = SHIM_TEXT + 0x100;
 /// The host-call block: shared with the host.
 pub const CALL_BLOCK_GPA: u64 = 0x1_0000;
-pub const CALL_BLOCK_SIZE: u64 = 0x1_0000;
+/// 68 KiB: the data area (block minus the 256-byte header) holds a whole 64 KiB
+/// write, so the common buffer size costs one exit.
+pub const CALL_BLOCK_SIZE: u64 = 0x1_1000;
 /// The shim image (ELF segments at `vaddr - DIRECT_MAP_BASE`).
 pub const SHIM_GPA: u64 = 0x10_0000;
 pub const SHIM_MAX: u64 = 0x30_0000;
