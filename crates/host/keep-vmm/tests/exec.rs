@@ -28,11 +28,11 @@ fn the_exec_reaches_main_and_asks_for_its_channel() {
     };
     let keep = Keep::launch(config, &payload).expect("launch");
     let mut server = StdioServer::capture(Vec::new());
+    // It ends through exit_group (not a fault or a refusal) with an error of its
+    // own on stderr (today: exit 125, "no launch channel on fd 3"); the exact text
+    // belongs to the exec, which changes independently.
     let exit = keep.run(&mut server).expect("the exec runs to an exit");
     let stderr = String::from_utf8_lossy(&server.stderr);
-    assert_eq!(exit.code, 125, "stderr: {stderr}");
-    assert!(
-        stderr.contains("no launch channel on fd 3"),
-        "stderr: {stderr}"
-    );
+    assert_ne!(exit.code, 0, "stderr: {stderr}");
+    assert!(stderr.contains("keep-exec"), "stderr: {stderr}");
 }
