@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <errno.h>
 
 int main(void) {
     /* musl's sbrk only takes 0, so call brk directly. */
@@ -29,6 +30,11 @@ int main(void) {
     if (madvise(m + 4096, 4096, MADV_DONTNEED) != 0) { puts("madvise failed"); return 1; }
     printf("after dontneed %d %d\n", m[4096], m[0]);
     if (munmap(m, len) != 0) { puts("munmap failed"); return 1; }
+    printf("mprotect unmapped: %s\n", mprotect(m, 4096, PROT_READ) == -1 && errno == ENOMEM ? "ENOMEM" : "other");
+    unsigned char *r = mmap(0, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED || mprotect(r, 8192, PROT_READ | PROT_WRITE) != 0) { puts("reserve failed"); return 1; }
+    r[0] = 1;
+    puts("reserve ok");
     unsigned char *f = mmap((void *)0x200000000, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (f != (void *)0x200000000) { puts("fixed mmap failed"); return 1; }
     f[8191] = 1;

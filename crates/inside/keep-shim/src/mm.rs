@@ -171,9 +171,18 @@ pub fn map_frame(va: u64, pa: u64, flags: u64) -> Result<(), ()> {
     Ok(())
 }
 
-/// Changes the protection of the mapped pages of [start, end); pages not mapped
-/// are backed first (so mprotect of a PROT_NONE reservation works).
+/// Changes the protection of [start, end). Every page must be mapped (PROT_NONE
+/// pages hold their frame, so they count): Err(()) otherwise, as Linux's ENOMEM.
 pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
+    let mut va = start;
+    while va < end {
+        let p = pte(va, false).ok_or(())?;
+        // SAFETY: p points at a PTE in a shim-owned table.
+        if unsafe { *p } & (PTE_P | PTE_HELD) == 0 {
+            return Err(());
+        }
+        va += PAGE_SIZE;
+    }
     map_range(start, end, flags)
 }
 
