@@ -32,6 +32,93 @@ pub enum Command {
     /// Verify attestation evidence (SEV-SNP report, TDX or SGX quote) offline,
     /// against a policy.
     Verify(Box<VerifyArgs>),
+    /// Deploy a workload to a host agent: attest the Keep, then release the workload
+    /// and secrets sealed to it (trust states 0 -> 1 -> 2 -> 3).
+    Deploy(Box<DeployArgs>),
+    /// List your Keeps on a host agent.
+    Ps(RemoteArgs),
+    /// Terminate one of your Keeps on a host agent.
+    Kill(KillArgs),
+    /// The host owner's side.
+    #[command(subcommand)]
+    Host(HostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Run the host agent (HTTP API) from a host.toml.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The host configuration (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The host agent's URL, e.g. http://127.0.0.1:8400.
+    #[arg(long, value_name = "URL", env = "KEEP_HOST")]
+    pub host: String,
+    /// Your bearer token (or KEEP_TOKEN).
+    #[arg(long, value_name = "TOKEN", env = "KEEP_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The Keep's id (from `keep ps`).
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+keep deploy --host http://127.0.0.1:8400 --token $T --policy dev-policy.toml app.wasm\n  \
+keep deploy --host URL --token T --secret api_key=@key.txt --secret-env DB_PASS=@pass.txt app.wasm -- --flag\n\n\
+Exit status: the workload's own (0-255); 10 evidence not genuine; 11 evidence refused by\n\
+the policy; 125 any other failure (the state it happened in is named); 134 trap; 151-155 limits.")]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The workload: a .wasm core module (WASI preview 1) or component.
+    pub workload: PathBuf,
+    /// Arguments for the workload (after `--`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// Keep.toml for args, env and limits (sealed with the workload).
+    #[arg(long, short = 'm', value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Attestation policy (TOML); default: strict, which refuses the insecure attester.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A secret delivered as the file /secrets/NAME: NAME=@FILE or NAME=VALUE.
+    #[arg(long, value_name = "NAME=@FILE")]
+    pub secret: Vec<String>,
+    /// A secret delivered as the environment variable NAME: NAME=@FILE or NAME=VALUE.
+    #[arg(long, value_name = "NAME=@FILE")]
+    pub secret_env: Vec<String>,
+    /// Set an environment variable of the workload.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The workload digest the Keep must check (sha384 hex); default: the file's.
+    #[arg(long, value_name = "HEX")]
+    pub workload_sha384: Option<String>,
+    /// Limits asked of the host (it clamps them to the owner's): memory, e.g. 256MiB.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU time, e.g. 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub cpu: Option<String>,
+    /// Wall-clock time from the Keep's creation, e.g. 1m.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,8 +7,10 @@
 //! ever receives the workload over the launch channel.
 
 mod cli;
+mod deploy;
 mod init;
 mod platform;
+mod remote;
 mod run;
 mod verify;
 
@@ -35,6 +37,10 @@ fn main() -> ExitCode {
         cli::Command::Init(args) => init::init(args),
         cli::Command::Platform(cli::PlatformCommand::Info(args)) => platform::info(args),
         cli::Command::Verify(args) => verify::verify(*args),
+        cli::Command::Deploy(args) => deploy::deploy(*args),
+        cli::Command::Ps(args) => remote::ps(args),
+        cli::Command::Kill(args) => remote::kill(args),
+        cli::Command::Host(cli::HostCommand::Serve(args)) => remote::serve(args),
     };
     match result {
         Ok(code) => code,

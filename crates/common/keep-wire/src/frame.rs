@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 
 use thiserror::Error;
 
-use crate::{MAX_CONTROL_FRAME, MAX_WORKLOAD_FRAME};
+use crate::{MAX_CONTROL_FRAME, MAX_SEALED_FRAME, MAX_WORKLOAD_FRAME};
 
 /// The kinds of frame on the launch channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,17 @@ pub enum FrameKind {
     Started = 4,
     /// exec -> host: how the workload ended.
     Exit = 5,
+    /// host -> exec: start an attested launch: the tenant's nonce and the host's
+    /// limits ([`crate::Challenge`], JSON).
+    Challenge = 6,
+    /// exec -> host: evidence bound to the nonce and the Keep's public key
+    /// ([`crate::Evidence`], JSON).
+    Evidence = 7,
+    /// host -> exec: the tenant's payload sealed to the Keep's key (opaque bytes).
+    Sealed = 8,
+    /// exec -> host: one record sealed for the tenant (opaque bytes): receipt,
+    /// stdout/stderr chunk, exit report.
+    Record = 9,
 }
 
 impl FrameKind {
@@ -30,6 +41,10 @@ impl FrameKind {
             3 => Self::Workload,
             4 => Self::Started,
             5 => Self::Exit,
+            6 => Self::Challenge,
+            7 => Self::Evidence,
+            8 => Self::Sealed,
+            9 => Self::Record,
             _ => return None,
         })
     }
@@ -38,6 +53,7 @@ impl FrameKind {
     pub fn max_len(self) -> u32 {
         match self {
             Self::Workload => MAX_WORKLOAD_FRAME,
+            Self::Sealed => MAX_SEALED_FRAME,
             _ => MAX_CONTROL_FRAME,
         }
     }
@@ -201,10 +217,10 @@ mod tests {
             read_frame(&mut &[][..], 10),
             Err(WireError::Closed)
         ));
-        let bad = [9u8, 0, 0, 0, 0, 0, 0, 0];
+        let bad = [99u8, 0, 0, 0, 0, 0, 0, 0];
         assert!(matches!(
             read_frame(&mut &bad[..], 10),
-            Err(WireError::UnknownKind(9))
+            Err(WireError::UnknownKind(99))
         ));
         let short = [3u8, 0, 0, 0, 5, 0, 0, 0, 1, 2];
         assert!(matches!(

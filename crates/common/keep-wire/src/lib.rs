@@ -17,14 +17,26 @@
 //! exec -> host   Started      Started (JSON: workload kind, warnings), about to run it
 //! exec -> host   Exit         ExitReport (JSON), then the exec exits
 //! ```
+//!
+//! Attested launch (`keep deploy`), on the same channel; the host only relays:
+//!
+//! ```text
+//! exec -> host   Hello
+//! host -> exec   Challenge    {"nonce":"<hex 32>","limits":{..},"parallel_compilation":..}
+//! exec -> host   Evidence     {"tee":"insecure","public_key":"<hex>","evidence":"<attester's>"}
+//! host -> exec   Sealed       the tenant's HPKE-sealed payload (opaque to the host)
+//! exec -> host   Started      as above
+//! exec -> host   Record ...   sealed for the tenant: receipt, stdout, stderr, exit report
+//! exec -> host   Exit         ExitReport (JSON, plain: the host learns how it ended)
+//! ```
 
 mod frame;
 mod spec;
 
 pub use frame::{Frame, FrameKind, WireError, read_frame, write_frame, write_json};
 pub use spec::{
-    DirSpec, ExitReport, FdSpec, LaunchSpec, Limit, Limits, Outcome, RunStats, SocketKind, Started,
-    StdioTarget,
+    Challenge, DirSpec, Evidence, ExitReport, FdSpec, LaunchSpec, Limit, Limits, Outcome, RunStats,
+    SocketKind, Started, StdioTarget,
 };
 
 /// Version of the launch protocol spoken by both ends.
@@ -38,3 +50,7 @@ pub const MAX_CONTROL_FRAME: u32 = 1 << 20;
 
 /// Largest workload the exec accepts, whatever the host says.
 pub const MAX_WORKLOAD_FRAME: u32 = 1 << 30;
+
+/// Largest sealed payload the exec accepts (the workload plus manifest, secrets and
+/// the HPKE overhead).
+pub const MAX_SEALED_FRAME: u32 = MAX_WORKLOAD_FRAME + (2 << 20);

@@ -156,3 +156,34 @@ pub struct ExitReport {
     pub outcome: Outcome,
     pub stats: RunStats,
 }
+
+/// host -> exec: start an attested launch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Challenge {
+    /// The tenant's fresh nonce, 32 bytes as lowercase hex.
+    pub nonce: String,
+    /// The host owner's limits enforced inside the exec (the tenant may ask for less).
+    pub limits: Limits,
+    /// Compile with several threads.
+    pub parallel_compilation: bool,
+    /// The runtime measurement (SHA-384 of the exec image, hex) as the launcher
+    /// measured it before starting the exec, the way a TEE's platform measures a
+    /// guest at launch; without it the exec hashes its own image. On the process
+    /// backend either is only a claim (the insecure attester proves nothing).
+    #[serde(default)]
+    pub measurement: Option<String>,
+}
+
+/// exec -> host: evidence for the tenant, relayed unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Which attester made it: `insecure` on the process and KVM backends (no
+    /// hardware root of trust).
+    pub tee: String,
+    /// The Keep's HPKE public key (X25519, hex).
+    pub public_key: String,
+    /// The attester's evidence; for `insecure`, a JSON document.
+    pub evidence: String,
+}

@@ -8,14 +8,16 @@
 //! a Keep that ignores them is killed.
 //!
 //! The host never interprets the workload: it hands the bytes to the exec as one
-//! frame and relays output. (With attested deployment the bytes will be sealed to the
-//! Keep and the host will only ever see ciphertext.)
+//! frame and relays output. With an attested launch ([`AttestedKeep`]) it sees only
+//! the nonce, the Keep's public key, the evidence and ciphertext.
 
+mod attested;
 mod exec_image;
 mod platform;
 mod process;
 mod result;
 
+pub use attested::AttestedKeep;
 pub use exec_image::{EXEC_SHA384, ExecImage};
 pub use platform::{BackendKind, BackendStatus, PlatformInfo, probe};
 pub use process::{HostLimits, LaunchError, ProcessBackend, RunRequest};

@@ -36,7 +36,7 @@ pub struct HostLimits {
 }
 
 /// Memory the exec's own runtime may use beyond the workload's cap.
-const RUNTIME_MEMORY_SLACK: u64 = 1 << 30;
+pub(crate) const RUNTIME_MEMORY_SLACK: u64 = 1 << 30;
 
 /// One run: what to launch and what it may use.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub enum LaunchError {
 /// Launches Keeps as child processes.
 #[derive(Debug, Clone)]
 pub struct ProcessBackend {
-    exec: ExecImage,
+    pub(crate) exec: ExecImage,
 }
 
 impl ProcessBackend {
@@ -226,13 +226,13 @@ fn converse(
 }
 
 /// Kills the Keep at most once, remembering the first limit that asked for it.
-struct Killer {
+pub(crate) struct Killer {
     pid: Option<rustix::process::Pid>,
     reason: Mutex<Option<(Limit, String)>>,
 }
 
 impl Killer {
-    fn new(child: &Child) -> Self {
+    pub(crate) fn new(child: &Child) -> Self {
         let pid = i32::try_from(child.id())
             .ok()
             .and_then(rustix::process::Pid::from_raw);
@@ -242,7 +242,7 @@ impl Killer {
         }
     }
 
-    fn kill(&self, limit: Limit, detail: String) {
+    pub(crate) fn kill(&self, limit: Limit, detail: String) {
         let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if reason.is_none() {
             *reason = Some((limit, detail));
@@ -252,14 +252,14 @@ impl Killer {
         }
     }
 
-    fn reason(&self) -> Option<(Limit, String)> {
+    pub(crate) fn reason(&self) -> Option<(Limit, String)> {
         self.reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    fn limit_data(&self, bytes: u64) {
+    pub(crate) fn limit_data(&self, bytes: u64) {
         if let Some(pid) = self.pid {
             let limit = rustix::process::Rlimit {
                 current: Some(bytes),
@@ -362,13 +362,13 @@ impl Relay {
 }
 
 /// Kills the Keep when its wall-clock time is up.
-struct Watchdog {
+pub(crate) struct Watchdog {
     done: mpsc::Sender<()>,
     thread: thread::JoinHandle<()>,
 }
 
 impl Watchdog {
-    fn start(wall: Duration, killer: Arc<Killer>) -> Self {
+    pub(crate) fn start(wall: Duration, killer: Arc<Killer>) -> Self {
         let (done, rx) = mpsc::channel::<()>();
         let thread = thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wall) {
@@ -381,7 +381,7 @@ impl Watchdog {
         Self { done, thread }
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         let _ = self.done.send(());
         let _ = self.thread.join();
     }

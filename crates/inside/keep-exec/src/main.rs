@@ -13,6 +13,7 @@
 //! with an [`keep_wire::ExitReport`]. Its own exit status carries no meaning; the
 //! report does.
 
+mod attested;
 mod channel;
 mod engine;
 mod limits;
@@ -54,9 +55,17 @@ fn run(channel: &mut channel::Channel) -> ExitReport {
     if let Err(e) = channel::hello(channel) {
         return fail(e.to_string());
     }
-    let spec: keep_wire::LaunchSpec = match read_frame(channel, keep_wire::MAX_CONTROL_FRAME)
-        .and_then(|f| f.expect_json(FrameKind::Launch))
-    {
+    let first = match read_frame(channel, keep_wire::MAX_CONTROL_FRAME) {
+        Ok(f) => f,
+        Err(e) => return fail(e.to_string()),
+    };
+    if first.kind == FrameKind::Challenge {
+        return match first.expect_json::<keep_wire::Challenge>(FrameKind::Challenge) {
+            Ok(c) => attested::run(channel, &c),
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    let spec: keep_wire::LaunchSpec = match first.expect_json(FrameKind::Launch) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
@@ -83,7 +92,7 @@ const EXIT_HOST_GONE: i32 = 125;
 
 /// While the workload runs, anything more from the host (or the host going away)
 /// ends the Keep: the host stays in control of its resources.
-fn watch_host(channel: &channel::Channel) {
+pub(crate) fn watch_host(channel: &channel::Channel) {
     if let Ok(mut watch) = channel.try_clone() {
         std::thread::spawn(move || {
             let _ = read_frame(&mut watch, keep_wire::MAX_CONTROL_FRAME);

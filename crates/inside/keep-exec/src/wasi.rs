@@ -30,6 +30,11 @@ pub fn builder(
     if spec.stdio[2] == StdioTarget::Inherit {
         b.inherit_stderr();
     }
+    // Attested launches capture output inside the exec and seal it for the tenant.
+    if let Some((out, err)) = crate::attested::take_capture() {
+        b.stdout(wasmtime_wasi::cli::OutputFile::new(out));
+        b.stderr(wasmtime_wasi::cli::OutputFile::new(err));
+    }
     for dir in &spec.dirs {
         let perms = if dir.writable {
             FsPerms::ReadWrite

@@ -116,6 +116,7 @@ impl Bundle {
             "sev-snp" => Ok(Tee::SevSnp),
             "tdx" => Ok(Tee::Tdx),
             "sgx" => Ok(Tee::Sgx),
+            "insecure" => Ok(Tee::Insecure),
             other => Err(BundleError::UnknownTee(other.to_owned())),
         }
     }
@@ -148,6 +149,7 @@ pub fn verify_bundle(
             };
             Ok(snp::verify(&ev, &policy.snp, now, opts))
         }
+        Tee::Insecure => Ok(crate::insecure::verify(&bundle.evidence, policy)),
         Tee::Tdx | Tee::Sgx => {
             let collateral = match &bundle.collateral {
                 Some(c) => Some(

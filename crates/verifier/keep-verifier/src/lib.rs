@@ -25,6 +25,7 @@ pub use cache::SignatureCache;
 pub use check::{Check, Checks};
 pub use time::UnixTime;
 pub mod dcap;
+pub mod insecure;
 pub mod policy;
 pub mod snp;
 pub mod verdict;

@@ -16,6 +16,11 @@ pub struct Policy {
     pub tdx: crate::dcap::TdxPolicy,
     /// Rules for Intel SGX quotes.
     pub sgx: crate::dcap::SgxPolicy,
+    /// Accept evidence from Keep's insecure software attester (no hardware root of
+    /// trust: for development only). Off by default.
+    pub allow_insecure: bool,
+    /// Rules for the insecure software attester's evidence.
+    pub insecure: crate::insecure::InsecurePolicy,
 }
 
 /// The largest policy file accepted.
@@ -55,6 +60,7 @@ impl Policy {
         self.snp.report_data = Some(HexBytes(data.to_vec()));
         self.tdx.report_data = Some(HexBytes(data.to_vec()));
         self.sgx.report_data = Some(HexBytes(data.to_vec()));
+        self.insecure.report_data = Some(HexBytes(data.to_vec()));
     }
 }
 

@@ -14,6 +14,9 @@ pub enum Tee {
     SevSnp,
     Tdx,
     Sgx,
+    /// Keep's insecure software attester: no hardware root, refused unless the
+    /// policy says `allow_insecure = true`.
+    Insecure,
 }
 
 impl Tee {
@@ -23,6 +26,7 @@ impl Tee {
             Tee::SevSnp => "sev-snp",
             Tee::Tdx => "tdx",
             Tee::Sgx => "sgx",
+            Tee::Insecure => "insecure",
         }
     }
 }
@@ -34,6 +38,7 @@ pub enum Claims {
     Snp(crate::snp::SnpClaims),
     Tdx(crate::dcap::TdxClaims),
     Sgx(crate::dcap::SgxClaims),
+    Insecure(crate::insecure::InsecureClaims),
     /// The evidence could not be parsed far enough to read any claim.
     None,
 }

@@ -1,0 +1,507 @@
+//! `keep deploy`: the tenant's side of an attested deployment.
+//!
+//! **Trusts:** the workload, manifest, secrets and policy given on the command line,
+//! and the verifier library. **Does not trust:** the host agent or anything it
+//! relays. The workload and secrets leave this process only sealed (HPKE) to a key
+//! that evidence, verified against the tenant's policy, binds to a fresh nonce
+//! (state 2). Output comes back as records only the Keep could seal, checked in
+//! sequence (a dropped, reordered or replayed record is an error).
+//!
+//! States: 0 initial (inputs read) -> 1 pre-attestation (an empty Keep exists) ->
+//! 2 attested (evidence verified) -> 3 provisioned (the Keep's sealed receipt for
+//! the payload). Each is reported as reached; a failure names its state, says why,
+//! and destroys the Keep.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use keep_manifest::{Manifest, parse_duration_ms, parse_size};
+use keep_seal::{Payload, RecordKind, RecordReader, SealedManifest, Secret, SecretDelivery};
+use keep_verifier::policy::HexBytes;
+use keep_verifier::{Claims, Policy, Verdict};
+use keep_wire::{Evidence, ExitReport, FrameKind, Outcome};
+use serde_json::json;
+
+use crate::cli::DeployArgs;
+use crate::remote::{KeepView, Remote};
+
+/// Largest workload read.
+const MAX_WORKLOAD: u64 = 1 << 30;
+/// Largest secret file read.
+const MAX_SECRET: u64 = 1 << 20;
+
+/// Exit statuses for refused evidence (the same as `keep verify`).
+const EXIT_NOT_GENUINE: u8 = 10;
+const EXIT_REFUSED: u8 = 11;
+
+const STATE_NAMES: [&str; 4] = ["initial", "pre-attestation", "attested", "provisioned"];
+
+/// A failure in a named state.
+struct Failure {
+    state: usize,
+    exit: u8,
+    message: String,
+}
+
+fn fail(state: usize, message: impl Into<String>) -> Failure {
+    Failure {
+        state,
+        exit: keep_host::EXIT_KEEP_ERROR,
+        message: message.into(),
+    }
+}
+
+impl<E: std::fmt::Display> From<(usize, E)> for Failure {
+    fn from((state, e): (usize, E)) -> Self {
+        fail(state, e.to_string())
+    }
+}
+
+/// Progress lines (or JSON events) on stderr.
+struct Progress {
+    json: bool,
+    start: Instant,
+}
+
+impl Progress {
+    fn event(&self, value: serde_json::Value, line: &str) {
+        if self.json {
+            let mut v = value;
+            v["elapsed_ms"] = json!(self.start.elapsed().as_secs_f64() * 1000.0);
+            eprintln!("{v}");
+        } else {
+            eprintln!("keep: {line}");
+        }
+    }
+
+    fn state(&self, n: usize, keep: &str, detail: &str) {
+        self.event(
+            json!({"event": "state", "state": n, "name": STATE_NAMES[n], "keep": keep, "detail": detail}),
+            &format!("state {n} {}: {detail}", STATE_NAMES[n]),
+        );
+    }
+}
+
+pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
+    let progress = Progress {
+        json: args.remote.json,
+        start: Instant::now(),
+    };
+    let remote = Remote::new(&args.remote)?;
+    let mut keep_id: Option<String> = None;
+    let result = flow(&args, &remote, &progress, &mut keep_id);
+    match result {
+        Ok(code) => Ok(code),
+        Err(f) => {
+            if let Some(id) = &keep_id {
+                let _ = remote.delete(&format!("/v1/keeps/{id}"));
+            }
+            let name = STATE_NAMES.get(f.state).copied().unwrap_or("?");
+            let destroyed = if keep_id.is_some() {
+                " (Keep destroyed)"
+            } else {
+                ""
+            };
+            progress.event(
+                json!({"event": "failed", "state": f.state, "name": name, "keep": keep_id, "error": f.message}),
+                &format!("state {} ({name}) failed: {}{destroyed}", f.state, f.message),
+            );
+            Ok(ExitCode::from(f.exit))
+        }
+    }
+}
+
+fn flow(
+    args: &DeployArgs,
+    remote: &Remote,
+    progress: &Progress,
+    keep_id: &mut Option<String>,
+) -> Result<ExitCode, Failure> {
+    // State 0: everything the tenant owns, read locally.
+    let workload = read_bounded(&args.workload, MAX_WORKLOAD).map_err(|e| fail(0, e))?;
+    if workload.len() < 8 || &workload[..4] != b"\0asm" {
+        return Err(fail(
+            0,
+            format!("{}: not a WebAssembly binary", args.workload.display()),
+        ));
+    }
+    let manifest = sealed_manifest(args, &workload)?;
+    let mut policy = match &args.policy {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| fail(0, format!("{}: {e}", p.display())))?;
+            Policy::from_toml(&text).map_err(|e| fail(0, format!("{}:{e}", p.display())))?
+        }
+        None => Policy::default(),
+    };
+    if policy.insecure.measurement.is_none() {
+        // By default the exec must be the one built into this `keep`.
+        if let Ok(m) = hex::decode(keep_host::EXEC_SHA384) {
+            policy.insecure.measurement = Some(HexBytes(m));
+        }
+    }
+    let mut limits = serde_json::Map::new();
+    if let Some(m) = manifest.memory_bytes {
+        limits.insert("memory_bytes".into(), json!(m));
+    }
+    if let Some(c) = manifest.cpu_ms {
+        limits.insert("cpu_ms".into(), json!(c));
+    }
+    if let Some(t) = &args.timeout {
+        limits.insert(
+            "wall_ms".into(),
+            json!(parse_duration_ms(t).map_err(|e| fail(0, format!("--timeout: {e}")))?),
+        );
+    }
+
+    // State 1: an empty Keep.
+    let created: KeepView = remote
+        .post_json("/v1/keeps", &json!({ "limits": limits }))
+        .map_err(|e| fail(1, format!("{e:#}")))?;
+    let id = created.id.clone();
+    *keep_id = Some(id.clone());
+    progress.state(
+        1,
+        &id,
+        &format!(
+            "empty Keep {id} on {} ({} backend)",
+            args.remote.host, created.backend
+        ),
+    );
+
+    // State 2: a fresh nonce, evidence verified against the policy.
+    let nonce = keep_seal::random::<32>().map_err(|e| fail(2, e.to_string()))?;
+    let ev: Evidence = remote
+        .post_json(
+            &format!("/v1/keeps/{id}/challenge"),
+            &json!({ "nonce": hex::encode(nonce) }),
+        )
+        .map_err(|e| fail(2, format!("{e:#}")))?;
+    let public_key = attest(&ev, &nonce, &mut policy)?;
+    let report_data = keep_seal::report_data(&nonce, &public_key, &measurement(&ev)?);
+    progress.state(
+        2,
+        &id,
+        &format!(
+            "evidence from the INSECURE software attester (no hardware root of trust; accepted only because the policy says allow_insecure = true) binds nonce {}.. and key {}..",
+            &hex::encode(nonce)[..8],
+            &hex::encode(public_key)[..8]
+        ),
+    );
+
+    // State 3: seal and deliver; the Keep's receipt.
+    let payload = Payload {
+        manifest: manifest.clone(),
+        workload,
+    };
+    let (sealed, session) =
+        keep_seal::seal(&public_key, &report_data, &payload).map_err(|e| fail(3, e.to_string()))?;
+    drop(payload);
+    let payload_sha384 = hex::encode(keep_seal::sha384(&sealed));
+    let mut stream = remote
+        .post_stream(&format!("/v1/keeps/{id}/payload"), &sealed)
+        .map_err(|e| fail(3, format!("{e:#}")))?;
+    drop(sealed);
+    let mut reader = RecordReader::new(session);
+    let mut provisioned = false;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    loop {
+        let frame = match keep_wire::read_frame(&mut stream, keep_wire::MAX_CONTROL_FRAME) {
+            Ok(f) => f,
+            Err(keep_wire::WireError::Closed) => {
+                return Err(fail(
+                    3,
+                    "the host ended the output stream before the Keep's authenticated exit report (truncated)",
+                ));
+            }
+            Err(e) => return Err(fail(3, format!("output stream: {e}"))),
+        };
+        match frame.kind {
+            FrameKind::Started => {}
+            FrameKind::Record => {
+                let record = reader
+                    .open(&frame.payload)
+                    .map_err(|e| fail(3, e.to_string()))?;
+                match record.kind {
+                    RecordKind::Receipt => {
+                        let receipt: keep_seal::Receipt = serde_json::from_slice(&record.data)
+                            .map_err(|e| fail(3, format!("malformed receipt: {e}")))?;
+                        if receipt.payload_sha384 != payload_sha384 {
+                            return Err(fail(
+                                3,
+                                "the receipt names another sealed payload than the one sent",
+                            ));
+                        }
+                        if receipt.workload_sha384 != manifest.workload_sha384 {
+                            return Err(fail(3, "the receipt names another workload"));
+                        }
+                        provisioned = true;
+                        progress.state(
+                            3,
+                            &id,
+                            &format!(
+                                "sealed receipt for payload sha384:{}..",
+                                &payload_sha384[..16]
+                            ),
+                        );
+                    }
+                    RecordKind::Stdout => {
+                        let mut o = stdout.lock();
+                        let _ = o.write_all(&record.data);
+                        let _ = o.flush();
+                    }
+                    RecordKind::Stderr => {
+                        let mut e = stderr.lock();
+                        let _ = e.write_all(&record.data);
+                        let _ = e.flush();
+                    }
+                    RecordKind::Refused => {
+                        #[derive(serde::Deserialize)]
+                        struct R {
+                            message: String,
+                        }
+                        let m = serde_json::from_slice::<R>(&record.data)
+                            .map(|r| r.message)
+                            .unwrap_or_else(|_| "refused".into());
+                        return Err(fail(3, m));
+                    }
+                    RecordKind::Exit => {
+                        if !provisioned {
+                            return Err(fail(3, "exit report before the receipt"));
+                        }
+                        let report: ExitReport = serde_json::from_slice(&record.data)
+                            .map_err(|e| fail(3, format!("malformed exit report: {e}")))?;
+                        if progress.json {
+                            progress.event(
+                                json!({"event": "exit", "keep": id, "outcome": report.outcome, "authenticated": true}),
+                                "",
+                            );
+                        }
+                        return Ok(finish(&report.outcome, progress.json, true));
+                    }
+                }
+            }
+            FrameKind::Exit => {
+                // The host's own, unauthenticated report: the Keep never sent its sealed one.
+                let report: ExitReport = frame
+                    .expect_json(FrameKind::Exit)
+                    .map_err(|e| fail(3, e.to_string()))?;
+                if let Outcome::LimitExceeded { .. } = report.outcome {
+                    return Ok(finish(&report.outcome, progress.json, false));
+                }
+                let msg = match report.outcome {
+                    Outcome::Failed { message } => message,
+                    other => format!("{other:?}"),
+                };
+                return Err(fail(
+                    3,
+                    format!(
+                        "the Keep ended without an authenticated exit report; the host says: {msg}"
+                    ),
+                ));
+            }
+            other => return Err(fail(3, format!("unexpected {other:?} frame from the host"))),
+        }
+    }
+}
+
+/// Verifies the evidence; returns the attested public key.
+fn attest(ev: &Evidence, nonce: &[u8; 32], policy: &mut Policy) -> Result<[u8; 32], Failure> {
+    if ev.tee != "insecure" {
+        return Err(fail(
+            2,
+            format!(
+                "evidence of kind {:?} is not supported by this client yet",
+                ev.tee
+            ),
+        ));
+    }
+    let public_key: [u8; 32] = hex::decode(&ev.public_key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| fail(2, "the Keep's public key is not 32 bytes of hex"))?;
+    let m = measurement(ev)?;
+    let expected = keep_seal::report_data(nonce, &public_key, &m);
+    policy.require_report_data(&expected);
+    let v = keep_verifier::insecure::verify(ev.evidence.as_bytes(), policy);
+    match v.verdict {
+        Verdict::Accepted => Ok(public_key),
+        Verdict::NotGenuine => {
+            let why = v
+                .evidence
+                .failures()
+                .next()
+                .map(|c| format!("check {}: {}", c.name, c.detail));
+            Err(Failure {
+                state: 2,
+                exit: EXIT_NOT_GENUINE,
+                message: format!("evidence is not genuine: {}", why.unwrap_or_default()),
+            })
+        }
+        Verdict::RefusedByPolicy => {
+            let rules: Vec<String> = v
+                .policy
+                .failures()
+                .map(|c| format!("policy rule {}: {}", c.name, c.detail))
+                .collect();
+            Err(Failure {
+                state: 2,
+                exit: EXIT_REFUSED,
+                message: format!("evidence refused: {}", rules.join("; ")),
+            })
+        }
+    }
+}
+
+/// The measurement the insecure evidence claims (checked against the policy later).
+fn measurement(ev: &Evidence) -> Result<[u8; 48], Failure> {
+    let v = keep_verifier::insecure::verify(ev.evidence.as_bytes(), &Policy::default());
+    match v.claims {
+        Claims::Insecure(c) => c
+            .measurement
+            .0
+            .try_into()
+            .map_err(|_| fail(2, "measurement is not 48 bytes")),
+        _ => Err(Failure {
+            state: 2,
+            exit: EXIT_NOT_GENUINE,
+            message: "evidence is not genuine: it does not parse".into(),
+        }),
+    }
+}
+
+/// Prints how the workload ended and returns the exit status.
+fn finish(outcome: &Outcome, json: bool, authenticated: bool) -> ExitCode {
+    let by = if authenticated {
+        ""
+    } else {
+        " (reported by the host, unauthenticated)"
+    };
+    let (code, line) = match outcome {
+        Outcome::Exited { code } => match u8::try_from(*code) {
+            Ok(c) => (c, None),
+            Err(_) => (
+                1,
+                Some(format!(
+                    "the workload exited with code {code}, outside 0-255"
+                )),
+            ),
+        },
+        Outcome::Trapped { reason, .. } => (
+            keep_host::EXIT_TRAP,
+            Some(format!("the workload trapped: {reason}")),
+        ),
+        Outcome::LimitExceeded { limit, detail } => (
+            keep_host::exit_code_for_limit(*limit),
+            Some(format!(
+                "workload stopped at the {} limit{by}: {detail}",
+                limit.name()
+            )),
+        ),
+        Outcome::Failed { message } => (
+            keep_host::EXIT_KEEP_ERROR,
+            Some(format!(
+                "state 3 (provisioned): the Keep could not run the workload: {message}"
+            )),
+        ),
+    };
+    if let Some(l) = line
+        && !json
+    {
+        eprintln!("keep: {l}");
+    }
+    ExitCode::from(code)
+}
+
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() || meta.len() > max {
+        return Err(format!(
+            "{}: not a file of at most {max} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn sealed_manifest(args: &DeployArgs, workload: &[u8]) -> Result<SealedManifest, Failure> {
+    let manifest = match &args.manifest {
+        Some(p) => Manifest::load(p).map_err(|e| fail(0, e.to_string()))?,
+        None => Manifest::default(),
+    };
+    if !manifest.dirs.is_empty() || !manifest.sockets.is_empty() {
+        return Err(fail(
+            0,
+            "the manifest preopens directories or sockets, which `keep deploy` does not support yet",
+        ));
+    }
+    let mut env = manifest.env.clone();
+    for kv in &args.env {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| fail(0, format!("--env {kv}: expected KEY=VALUE")))?;
+        env.retain(|(name, _)| name != k);
+        env.push((k.into(), v.into()));
+    }
+    let mut secrets = Vec::new();
+    for (list, delivery) in [
+        (&args.secret, SecretDelivery::File),
+        (&args.secret_env, SecretDelivery::Env),
+    ] {
+        for s in list {
+            let (name, value) = s.split_once('=').ok_or_else(|| {
+                fail(
+                    0,
+                    format!(
+                        "secret {name}: expected NAME=@FILE or NAME=VALUE",
+                        name = s.split('=').next().unwrap_or("")
+                    ),
+                )
+            })?;
+            let bytes = match value.strip_prefix('@') {
+                Some(file) => read_bounded(Path::new(file), MAX_SECRET)
+                    .map_err(|e| fail(0, format!("secret {name}: {e}")))?,
+                None => value.as_bytes().to_vec(),
+            };
+            secrets.push(Secret {
+                name: name.into(),
+                value_hex: hex::encode(bytes),
+                delivery,
+            });
+        }
+    }
+    let memory = match &args.memory {
+        Some(m) => Some(parse_size(m).map_err(|e| fail(0, format!("--memory: {e}")))?),
+        None => manifest.limits.memory_bytes,
+    };
+    let cpu = match &args.cpu {
+        Some(c) => Some(parse_duration_ms(c).map_err(|e| fail(0, format!("--cpu: {e}")))?),
+        None => manifest.limits.cpu_ms,
+    };
+    let program_name = args
+        .workload
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "workload.wasm".into());
+    Ok(SealedManifest {
+        program_name,
+        args: if args.args.is_empty() {
+            manifest.args.clone()
+        } else {
+            args.args.clone()
+        },
+        env,
+        workload_sha384: args
+            .workload_sha384
+            .clone()
+            .map(|s| s.trim_start_matches("sha384:").to_ascii_lowercase())
+            .unwrap_or_else(|| hex::encode(keep_seal::sha384(workload))),
+        secrets,
+        memory_bytes: memory,
+        cpu_ms: cpu,
+    })
+}

@@ -1,0 +1,172 @@
+//! Talking to a host agent over HTTP (`keep ps`, `keep kill`, and the transport of
+//! `keep deploy`), and `keep host serve`.
+//!
+//! Everything the agent answers is untrusted: bodies are read with size limits and
+//! parsed into typed values, never trusted for anything the tenant must rely on
+//! (that is the evidence's and the sealed records' job).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cli::{KillArgs, RemoteArgs, ServeArgs};
+
+/// The largest JSON answer read from an agent.
+const MAX_ANSWER: u64 = 1 << 20;
+
+/// An HTTP client for one agent and token.
+pub struct Remote {
+    agent: ureq::Agent,
+    base: String,
+    bearer: String,
+}
+
+impl Remote {
+    pub fn new(args: &RemoteArgs) -> Result<Self> {
+        let base = args.host.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--host must be an http:// or https:// URL, not {base:?}");
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
+        Ok(Self {
+            agent,
+            base,
+            bearer: format!("Bearer {}", args.token),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Turns a response into JSON, or its error into a one-line message.
+    fn answer<T: serde::de::DeserializeOwned>(
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<T> {
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .context("reading the agent's answer")?;
+        if !status.is_success() {
+            #[derive(Deserialize)]
+            struct E {
+                error: String,
+            }
+            let msg = serde_json::from_str::<E>(&text)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| text.chars().take(200).collect());
+            bail!("the host agent answered {}: {msg}", status.as_u16());
+        }
+        serde_json::from_str(&text).context("the host agent's answer is malformed")
+    }
+
+    pub fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", &self.bearer)
+            .call()
+            .context("cannot reach the host agent")?;
+        Self::answer(resp)
+    }
+
+    pub fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        let resp = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", &self.bearer)
+            .send_json(body)
+            .context("cannot reach the host agent")?;
+        Self::answer(resp)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<serde_json::Value> {
+        let resp = self
+            .agent
+            .delete(self.url(path))
+            .header("Authorization", &self.bearer)
+            .call()
+            .context("cannot reach the host agent")?;
+        Self::answer(resp)
+    }
+
+    /// Posts bytes and returns the streaming body on success.
+    pub fn post_stream(&self, path: &str, body: &[u8]) -> Result<impl std::io::Read + use<>> {
+        let resp = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", &self.bearer)
+            .header("Content-Type", "application/octet-stream")
+            .send(body)
+            .context("cannot reach the host agent")?;
+        if !resp.status().is_success() {
+            let e: Result<serde_json::Value> = Self::answer(resp);
+            bail!("{}", e.err().map(|e| e.to_string()).unwrap_or_default());
+        }
+        Ok(resp.into_body().into_reader())
+    }
+}
+
+/// A Keep as the agent lists it.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct KeepView {
+    pub id: String,
+    pub tenant: String,
+    pub state: String,
+    #[serde(default)]
+    pub created_unix: u64,
+    #[serde(default)]
+    pub backend: String,
+}
+
+pub fn ps(args: RemoteArgs) -> Result<ExitCode> {
+    #[derive(Deserialize)]
+    struct List {
+        keeps: Vec<KeepView>,
+    }
+    let remote = Remote::new(&args)?;
+    let list: List = remote.get("/v1/keeps")?;
+    if args.json {
+        println!("{}", json!({ "keeps": list.keeps }));
+    } else {
+        println!("{:<20} {:<12} {:<18} BACKEND", "ID", "TENANT", "STATE");
+        for k in &list.keeps {
+            println!(
+                "{:<20} {:<12} {:<18} {}",
+                k.id, k.tenant, k.state, k.backend
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn kill(args: KillArgs) -> Result<ExitCode> {
+    let remote = Remote::new(&args.remote)?;
+    remote.delete(&format!("/v1/keeps/{}", args.id))?;
+    if args.remote.json {
+        println!("{}", json!({ "killed": args.id }));
+    } else {
+        eprintln!("keep: Keep {} terminated", args.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    keep_agent::init_logging();
+    let config = keep_agent::Config::load(&args.config)?;
+    keep_agent::serve(config)?;
+    Ok(ExitCode::SUCCESS)
+}

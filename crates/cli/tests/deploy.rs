@@ -1,0 +1,436 @@
+//! Attested deployment through the real binaries on loopback: `keep host serve` as a
+//! child process with a temporary config, `keep deploy` / `ps` / `kill` against it.
+//! The hostile-host tests use the agent's debug-build-only hook
+//! `KEEP_AGENT_TEST_TAMPER` (see crates/host/keep-agent/src/relay.rs).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::{fixture, keep, stderr, stdout};
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+const ADMIN: &str = "admin-token-0123456789";
+
+struct Agent {
+    child: Child,
+    url: String,
+    addr: String,
+    log: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(tamper: Option<&str>) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = dir.path().join("host.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen = "127.0.0.1:0"
+insecure_http = true
+data_dir = "{}"
+max_keeps = 8
+admin_token = "{ADMIN}"
+[limits]
+memory = "512MiB"
+wall = "60s"
+output = "16MiB"
+[[tenant]]
+name = "alice"
+token = "{ALICE}"
+[[tenant]]
+name = "bob"
+token = "{BOB}"
+"#,
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = keep();
+        cmd.args(["host", "serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(t) = tamper {
+            cmd.env("KEEP_AGENT_TEST_TAMPER", t);
+        }
+        let mut child = cmd.spawn().expect("start the agent");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            log.lock().unwrap().push_str(&line);
+            log.lock().unwrap().push('\n');
+            if let Some(rest) = line.strip_prefix("keep host: listening on ") {
+                url = Some(rest.split(' ').next().unwrap().to_string());
+                break;
+            }
+        }
+        let url = url.expect("the agent did not say where it listens");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = url.trim_start_matches("http://").to_string();
+        Agent {
+            child,
+            url,
+            addr,
+            log,
+            dir,
+        }
+    }
+
+    fn deploy(&self, token: &str, extra: &[&str]) -> Output {
+        let mut cmd = keep();
+        cmd.args(["deploy", "--host", &self.url, "--token", token])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.output().unwrap()
+    }
+
+    fn cli(&self, token: &str, args: &[&str]) -> Output {
+        let mut cmd = keep();
+        cmd.args(args)
+            .args(["--host", &self.url, "--token", token])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.output().unwrap()
+    }
+
+    /// One raw HTTP/1.1 request; returns status and body.
+    fn http(&self, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev_policy(agent: &Agent) -> String {
+    let p = agent.dir.path().join("dev-policy.toml");
+    std::fs::write(&p, "allow_insecure = true\n").unwrap();
+    p.display().to_string()
+}
+
+fn assert_state_failure(o: &Output, status: i32, fragments: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(status), "stderr: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(") failed:"))
+        .unwrap_or_else(|| panic!("no failure line in {err}"));
+    for f in fragments {
+        assert!(line.contains(f), "{f:?} not in {line:?}");
+    }
+    assert!(line.contains("Keep destroyed"), "{line}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The agent removes a Keep once its exec is reaped, just after the client has its
+/// answer: allow it a moment.
+fn no_keeps_left(agent: &Agent) {
+    let mut body = String::new();
+    for _ in 0..100 {
+        let (status, b) = agent.http("GET", "/v1/keeps", ADMIN, "");
+        assert_eq!(status, 200);
+        if b.contains("\"keeps\":[]") {
+            return;
+        }
+        body = b;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("orphan Keeps: {body}");
+}
+
+#[test]
+fn deploy_runs_hello_and_returns_exit_codes() {
+    let agent = Agent::start(None);
+    let policy = dev_policy(&agent);
+    let o = agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    let err = stderr(&o);
+    for s in [
+        "state 1 pre-attestation",
+        "state 2 attested",
+        "INSECURE",
+        "state 3 provisioned",
+    ] {
+        assert!(err.contains(s), "{s:?} not in {err}");
+    }
+    let o = agent.deploy(
+        ALICE,
+        &["--policy", &policy, &fixture("exit_code.wasm"), "--", "42"],
+    );
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &policy,
+            "--json",
+            &fixture("args_env.wasm"),
+            "--",
+            "x y",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "argv[0]=args_env.wasm\nargv[1]=x y\n");
+    let events: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON event"))
+        .collect();
+    let states: Vec<i64> = events.iter().filter_map(|e| e["state"].as_i64()).collect();
+    assert_eq!(states, [1, 2, 3]);
+    assert_eq!(events.last().unwrap()["event"], "exit");
+    no_keeps_left(&agent);
+    let (_, metrics) = agent.http("GET", "/metrics", "", "");
+    assert!(
+        metrics.contains("keep_agent_keeps_created_total 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("keep_agent_keeps_running 0"), "{metrics}");
+}
+
+#[test]
+fn insecure_attester_is_refused_by_the_default_policy() {
+    let agent = Agent::start(None);
+    let o = agent.deploy(ALICE, &[&fixture("hello.wasm")]);
+    assert_state_failure(
+        &o,
+        11,
+        &["state 2 (attested)", "insecure.allowed", "allow_insecure"],
+    );
+    assert_eq!(stdout(&o), "");
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn evidence_for_another_nonce_is_refused() {
+    let agent = Agent::start(Some("nonce"));
+    let o = agent.deploy(
+        ALICE,
+        &["--policy", &dev_policy(&agent), &fixture("hello.wasm")],
+    );
+    assert_state_failure(&o, 11, &["state 2 (attested)", "insecure.report_data"]);
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn replayed_evidence_from_another_keep_is_refused() {
+    let agent = Agent::start(Some("replay-evidence"));
+    let policy = dev_policy(&agent);
+    let first = agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let o = agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")]);
+    assert_state_failure(&o, 11, &["state 2 (attested)", "insecure.report_data"]);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn swapped_public_key_is_refused() {
+    let agent = Agent::start(Some("public-key"));
+    let o = agent.deploy(
+        ALICE,
+        &["--policy", &dev_policy(&agent), &fixture("hello.wasm")],
+    );
+    assert_state_failure(&o, 11, &["state 2 (attested)", "insecure.report_data"]);
+}
+
+#[test]
+fn truncated_sealed_payload_is_refused_inside_the_keep() {
+    let agent = Agent::start(Some("truncate-payload"));
+    let o = agent.deploy(
+        ALICE,
+        &["--policy", &dev_policy(&agent), &fixture("hello.wasm")],
+    );
+    assert_state_failure(&o, 125, &["state 3 (provisioned)", "does not open"]);
+    assert_eq!(stdout(&o), "");
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn swapped_workload_is_refused_inside_the_keep() {
+    let agent = Agent::start(None);
+    let other = std::fs::read(fixture("cat.wasm")).unwrap();
+    let digest = hex_sha384(&other);
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &dev_policy(&agent),
+            "--workload-sha384",
+            &digest,
+            &fixture("hello.wasm"),
+        ],
+    );
+    assert_state_failure(&o, 125, &["state 3 (provisioned)", "digest mismatch"]);
+    assert_eq!(stdout(&o), "");
+}
+
+fn hex_sha384(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha384::digest(b))
+}
+
+#[test]
+fn dropped_or_reordered_output_records_are_detected() {
+    for hook in ["drop-record", "reorder-records"] {
+        let agent = Agent::start(Some(hook));
+        let o = agent.deploy(
+            ALICE,
+            &["--policy", &dev_policy(&agent), &fixture("hello.wasm")],
+        );
+        assert_state_failure(&o, 125, &["state 3 (provisioned)", "out of order"]);
+        assert_eq!(stdout(&o), "", "{hook}");
+    }
+}
+
+#[test]
+fn a_tenant_cannot_see_or_kill_another_tenants_keep() {
+    let agent = Agent::start(None);
+    let (status, body) = agent.http("POST", "/v1/keeps", ALICE, "{}");
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["state"], "pre-attestation");
+
+    assert_eq!(
+        agent.http("GET", &format!("/v1/keeps/{id}"), BOB, "").0,
+        404
+    );
+    assert_eq!(
+        agent.http("DELETE", &format!("/v1/keeps/{id}"), BOB, "").0,
+        404
+    );
+    let nonce = format!("{{\"nonce\":\"{}\"}}", "00".repeat(32));
+    assert_eq!(
+        agent
+            .http("POST", &format!("/v1/keeps/{id}/challenge"), BOB, &nonce)
+            .0,
+        404
+    );
+    assert_eq!(agent.http("GET", "/v1/keeps", "not-a-token", "").0, 401);
+    let o = agent.cli(BOB, &["ps"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stdout(&o).contains(&id), "{}", stdout(&o));
+    let o = agent.cli(BOB, &["kill", &id]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("404"), "{}", stderr(&o));
+
+    let o = agent.cli(ALICE, &["ps"]);
+    assert!(stdout(&o).contains(&id));
+    let (_, all) = agent.http("GET", "/v1/keeps", ADMIN, "");
+    assert!(all.contains(&id));
+    let o = agent.cli(ALICE, &["kill", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn secrets_reach_the_workload_but_never_the_agents_logs_or_disk() {
+    let agent = Agent::start(None);
+    let canary = "CANARY-7f3a9c1e-never-on-the-host";
+    let secret_file = agent.dir.path().join("secret.txt");
+    std::fs::write(&secret_file, canary).unwrap();
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &dev_policy(&agent),
+            "--secret",
+            &format!("canary=@{}", secret_file.display()),
+            &fixture("files.wasm"),
+            "--",
+            "read",
+            "/secrets/canary",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(canary), "{}", stdout(&o));
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &dev_policy(&agent),
+            "--secret-env",
+            &format!("CANARY={canary}"),
+            &fixture("args_env.wasm"),
+        ],
+    );
+    assert!(stdout(&o).contains(&format!("env:CANARY={canary}")));
+    std::fs::remove_file(&secret_file).unwrap();
+
+    let log = agent.log();
+    assert!(
+        log.contains("trust state"),
+        "the agent logs its steps: {log}"
+    );
+    assert!(!log.contains(canary), "canary in the agent's log");
+    let wasm = std::fs::read(fixture("files.wasm")).unwrap();
+    let needle = &wasm[wasm.len() / 2..wasm.len() / 2 + 64];
+    assert!(!contains(log.as_bytes(), needle));
+    // Nothing in the agent's data directory holds the canary or the workload.
+    let mut stack = vec![agent.dir.path().join("data")];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+            let path: PathBuf = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                assert!(
+                    !contains(&bytes, canary.as_bytes()),
+                    "canary in {}",
+                    path.display()
+                );
+                assert!(
+                    !contains(&bytes, needle),
+                    "workload bytes in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

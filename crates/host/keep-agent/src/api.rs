@@ -1,0 +1,413 @@
+//! The HTTP API (axum), documented in `docs/agent-api.md`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keep_host::{HostLimits, ProcessBackend};
+use keep_wire::{Limits, Outcome};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AgentError;
+use crate::auth::{Caller, caller};
+use crate::config::{Config, LimitsConfig};
+use crate::metrics::Metrics;
+use crate::registry::{Entry, Registry, TrustState};
+use crate::relay::{self, End};
+
+struct AppState {
+    config: Arc<Config>,
+    backend: ProcessBackend,
+    registry: Registry,
+    metrics: Metrics,
+}
+
+type S = State<Arc<AppState>>;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Runs the server until a signal; then terminates every Keep.
+pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
+    let backend = ProcessBackend::new(&config.data_dir)?;
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        backend,
+        registry: Registry::default(),
+        metrics: Metrics::default(),
+    });
+    let app = Router::new()
+        .route("/v1/keeps", post(create).get(list))
+        .route("/v1/keeps/{id}", get(show).delete(kill))
+        .route("/v1/keeps/{id}/challenge", post(challenge))
+        .route(
+            "/v1/keeps/{id}/payload",
+            post(payload).layer(DefaultBodyLimit::max(keep_wire::MAX_SEALED_FRAME as usize)),
+        )
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(AgentError::Serve)?;
+    if let Some(t) = relay::tamper() {
+        tracing::warn!(tamper = %t, "TEST HOOK: this debug build acts as a hostile host");
+    }
+    tracing::info!(%addr, tenants = config.tenants.len(), max_keeps = config.max_keeps, "listening (plain HTTP on loopback)");
+    eprintln!("keep host: listening on http://{addr} (plain HTTP, loopback only)");
+    let down = state.clone();
+    use axum::serve::ListenerExt as _;
+    // Small frames (evidence, records) must not wait for delayed ACKs.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let keeps = down.registry.all();
+            let n = keeps.len();
+            for e in keeps {
+                terminate(&down, &e, "host shutdown");
+            }
+            tracing::info!(terminated = n, "shutting down: terminated every Keep");
+            eprintln!("keep host: shutting down; terminated {n} Keep(s)");
+        })
+        .await
+        .map_err(AgentError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn terminate(state: &AppState, e: &Arc<Entry>, why: &str) {
+    if let Ok(mut k) = e.keep.lock() {
+        k.terminate(why);
+    }
+    if state.registry.remove(&e.id).is_some() {
+        Metrics::inc(&state.metrics.killed);
+    }
+    e.set_state(TrustState::Ended);
+    tracing::info!(keep = %e.id, reason = why, "Keep terminated");
+}
+
+fn authed(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+    caller(&state.config, headers).ok_or_else(|| {
+        Metrics::inc(&state.metrics.refused);
+        error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token")
+    })
+}
+
+/// The Keep, if the caller may see it. Another tenant's Keep is "not found".
+fn owned(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Entry>, Response> {
+    match state.registry.get(id) {
+        Some(e) if *who == Caller::Admin || *who == Caller::Tenant(e.owner) => Ok(e),
+        _ => {
+            Metrics::inc(&state.metrics.refused);
+            Err(error(StatusCode::NOT_FOUND, format!("no Keep {id}")))
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    format!("k-{}", hex::encode(b))
+}
+
+async fn create(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Caller::Tenant(owner) = who else {
+        return error(StatusCode::FORBIDDEN, "the admin token cannot create Keeps");
+    };
+    let req: CreateRequest = if body.is_empty() {
+        CreateRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+        }
+    };
+    let tenant = &state.config.tenants[owner];
+    let limits = req.limits.clamp_to(tenant.limits);
+    let host_limits = HostLimits {
+        wall: limits.wall_ms.map(Duration::from_millis),
+        output_bytes: limits.output_bytes,
+        memory_bytes: limits.memory_bytes,
+    };
+    if state.registry.count_owned(owner) >= tenant.max_keeps
+        || state.registry.count() >= state.config.max_keeps
+    {
+        Metrics::inc(&state.metrics.refused);
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "the maximum number of Keeps is reached",
+        );
+    }
+    let st = state.clone();
+    let started = tokio::task::spawn_blocking(move || st.backend.start_attested(host_limits)).await;
+    let keep = match started {
+        Ok(Ok(k)) => k,
+        Ok(Err(e)) => {
+            Metrics::inc(&state.metrics.failed);
+            tracing::warn!(tenant = %tenant.name, error = %e, "cannot create a Keep");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot create a Keep: {e}"),
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let entry = Arc::new(Entry {
+        id: new_id(),
+        owner,
+        owner_name: tenant.name.clone(),
+        limits,
+        created: SystemTime::now(),
+        state: std::sync::Mutex::new(TrustState::PreAttestation),
+        keep: std::sync::Mutex::new(keep),
+        busy: std::sync::Mutex::new(()),
+    });
+    if let Err(m) = state
+        .registry
+        .insert(entry.clone(), state.config.max_keeps, tenant.max_keeps)
+    {
+        Metrics::inc(&state.metrics.refused);
+        return error(StatusCode::TOO_MANY_REQUESTS, m);
+    }
+    Metrics::inc(&state.metrics.created);
+    entry.set_state(TrustState::PreAttestation);
+    (StatusCode::CREATED, axum::Json(entry.view())).into_response()
+}
+
+async fn list(State(state): S, headers: HeaderMap) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let mut keeps: Vec<_> = state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|e| who == Caller::Admin || who == Caller::Tenant(e.owner))
+        .map(|e| e.view())
+        .collect();
+    keeps.sort_by(|a, b| a.id.cmp(&b.id));
+    axum::Json(json!({ "keeps": keeps })).into_response()
+}
+
+async fn show(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match owned(&state, &who, &id) {
+        Ok(e) => axum::Json(e.view()).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn kill(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let e = match owned(&state, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let st = state.clone();
+    let reason = if who == Caller::Admin {
+        "killed by the host admin"
+    } else {
+        "killed by its tenant"
+    };
+    let _ = tokio::task::spawn_blocking(move || terminate(&st, &e, reason)).await;
+    axum::Json(json!({ "id": id, "state": TrustState::Ended })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeRequest {
+    nonce: String,
+}
+
+async fn challenge(
+    State(state): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let e = match owned(&state, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let req: ChallengeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(err) => return error(StatusCode::BAD_REQUEST, format!("bad request: {err}")),
+    };
+    if req.nonce.len() != 64 || !req.nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return error(StatusCode::BAD_REQUEST, "nonce must be 32 bytes of hex");
+    }
+    if e.state() != TrustState::PreAttestation {
+        return error(
+            StatusCode::CONFLICT,
+            "this Keep was already challenged (one challenge per Keep)",
+        );
+    }
+    let limits = Limits {
+        memory_bytes: e.limits.memory_bytes,
+        cpu_ms: e.limits.cpu_ms,
+        open_files: None,
+    };
+    let entry = e.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let _busy = entry.busy.lock();
+        let mut channel = entry
+            .keep
+            .lock()
+            .map_err(|_| relay::RelayError::Evidence("poisoned".into()))?
+            .channel()?;
+        relay::challenge(&mut channel, &req.nonce, limits)
+    })
+    .await;
+    match result {
+        Ok(Ok(ev)) => {
+            e.set_state(TrustState::EvidenceRelayed);
+            tracing::info!(keep = %e.id, tee = %ev.tee, evidence_bytes = ev.evidence.len(), "evidence relayed (tee=insecure means no hardware root of trust)");
+            axum::Json(ev).into_response()
+        }
+        Ok(Err(err)) => {
+            Metrics::inc(&state.metrics.failed);
+            terminate(&state, &e, "no evidence");
+            error(StatusCode::BAD_GATEWAY, format!("state 2: {err}"))
+        }
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
+async fn payload(
+    State(state): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let e = match owned(&state, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if e.state() != TrustState::EvidenceRelayed {
+        return error(
+            StatusCode::CONFLICT,
+            "the Keep must be challenged first, and provisioned once",
+        );
+    }
+    let channel = match e.keep.lock().ok().map(|k| k.channel()) {
+        Some(Ok(c)) => c,
+        _ => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "launch channel unavailable",
+            );
+        }
+    };
+    tracing::info!(keep = %e.id, sealed_bytes = body.len(), "relaying the sealed payload");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
+    let st = state.clone();
+    std::thread::spawn(move || {
+        let sealed = body.to_vec();
+        let mut send = |wire: Vec<u8>| tx.blocking_send(Ok(Bytes::from(wire))).is_ok();
+        let end = relay::payload(&e, channel, sealed, &mut send, &st.metrics.relayed_bytes);
+        let limit = e.keep.lock().ok().and_then(|mut k| {
+            // Reaps the exec (killing it if the relay ended before it did).
+            k.terminate("relay ended");
+            k.limit_hit()
+        });
+        match (limit, end) {
+            (Some((limit, detail)), _) => {
+                tracing::info!(keep = %e.id, limit = limit.name(), "Keep stopped at a host limit");
+                send(relay::host_exit(Outcome::LimitExceeded { limit, detail }));
+                Metrics::inc(&st.metrics.killed);
+            }
+            (None, End::Reported(outcome)) => {
+                let kind = match &outcome {
+                    Outcome::Exited { .. } => "exited",
+                    Outcome::Trapped { .. } => "trapped",
+                    Outcome::LimitExceeded { .. } => "limit",
+                    Outcome::Failed { .. } => "failed",
+                };
+                tracing::info!(keep = %e.id, outcome = kind, "Keep ended");
+                if matches!(outcome, Outcome::Failed { .. }) {
+                    Metrics::inc(&st.metrics.failed);
+                } else {
+                    Metrics::inc(&st.metrics.completed);
+                }
+            }
+            (None, End::Lost(why)) => {
+                tracing::info!(keep = %e.id, reason = %why, "Keep ended without a report");
+                send(relay::host_exit(Outcome::Failed {
+                    message: format!("the Keep ended without a report ({why})"),
+                }));
+                Metrics::inc(&st.metrics.failed);
+            }
+        }
+        st.registry.remove(&e.id);
+        e.set_state(TrustState::Ended);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-keep-frames")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+}
+
+async fn metrics(State(state): S) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(state.registry.count()),
+    )
+        .into_response()
+}

@@ -1,0 +1,259 @@
+//! The host configuration: one TOML file written by the host owner.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8400"
+//! insecure_http = true          # plain HTTP; refused unless `listen` is loopback
+//! data_dir = "/var/lib/keep"    # the exec image cache (no tenant data is written)
+//! max_keeps = 16
+//! admin_token = "..."
+//! [limits]                      # the most any Keep gets (defaults for tenants)
+//! memory = "512MiB"
+//! cpu = "30s"
+//! wall = "60s"
+//! output = "64MiB"
+//! [[tenant]]
+//! name = "alice"
+//! token = "..."
+//! max_keeps = 4
+//! limits = { memory = "256MiB" } # optional, lower than the host's
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The largest config file read.
+const MAX_CONFIG: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: SocketAddr,
+    #[serde(default)]
+    insecure_http: bool,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    data_dir: PathBuf,
+    #[serde(default = "default_max_keeps")]
+    max_keeps: usize,
+    #[serde(default)]
+    admin_token: Option<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    tenant: Vec<RawTenant>,
+}
+
+fn default_max_keeps() -> usize {
+    16
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory: Option<String>,
+    cpu: Option<String>,
+    wall: Option<String>,
+    output: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    name: String,
+    token: String,
+    #[serde(default)]
+    max_keeps: Option<usize>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+/// Per-Keep limits (None: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LimitsConfig {
+    pub memory_bytes: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub wall_ms: Option<u64>,
+    pub output_bytes: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// Each limit of `self` no higher than `cap`'s.
+    pub fn clamp_to(self, cap: LimitsConfig) -> LimitsConfig {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        LimitsConfig {
+            memory_bytes: min(self.memory_bytes, cap.memory_bytes),
+            cpu_ms: min(self.cpu_ms, cap.cpu_ms),
+            wall_ms: min(self.wall_ms, cap.wall_ms),
+            output_bytes: min(self.output_bytes, cap.output_bytes),
+        }
+    }
+}
+
+/// One tenant.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub name: String,
+    pub token: String,
+    pub max_keeps: usize,
+    pub limits: LimitsConfig,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub insecure_http: bool,
+    pub data_dir: PathBuf,
+    pub max_keeps: usize,
+    pub admin_token: Option<String>,
+    pub limits: LimitsConfig,
+    pub tenants: Vec<TenantConfig>,
+}
+
+impl Config {
+    /// Reads and checks the file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let read = |message: String| ConfigError::Read {
+            path: shown.clone(),
+            message,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| read(e.to_string()))?;
+        if meta.len() > MAX_CONFIG {
+            return Err(read(format!(
+                "{} bytes is over the 1 MiB limit",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str, shown: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: shown.to_string(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if raw.tls_cert.is_some() || raw.tls_key.is_some() {
+            return Err(invalid(
+                "TLS (tls_cert, tls_key) is not built yet: use insecure_http = true on a loopback address".into(),
+            ));
+        }
+        if !raw.insecure_http {
+            return Err(invalid(
+                "no TLS certificate configured (TLS is not built yet); plain HTTP needs insecure_http = true and a loopback listen address".into(),
+            ));
+        }
+        if !raw.listen.ip().is_loopback() {
+            return Err(invalid(format!(
+                "plain HTTP is allowed only on loopback, and {} is not",
+                raw.listen
+            )));
+        }
+        let host_limits = parse_limits(&raw.limits).map_err(&invalid)?;
+        let mut tenants = Vec::new();
+        for t in &raw.tenant {
+            if t.token.len() < 16 {
+                return Err(invalid(format!(
+                    "tenant {}: the token must have at least 16 characters",
+                    t.name
+                )));
+            }
+            if tenants
+                .iter()
+                .any(|x: &TenantConfig| x.name == t.name || x.token == t.token)
+            {
+                return Err(invalid(format!(
+                    "tenant {}: duplicate name or token",
+                    t.name
+                )));
+            }
+            tenants.push(TenantConfig {
+                name: t.name.clone(),
+                token: t.token.clone(),
+                max_keeps: t.max_keeps.unwrap_or(raw.max_keeps).min(raw.max_keeps),
+                limits: parse_limits(&t.limits)
+                    .map_err(|m| invalid(format!("tenant {}: {m}", t.name)))?
+                    .clamp_to(host_limits),
+            });
+        }
+        if let Some(a) = &raw.admin_token
+            && (a.len() < 16 || tenants.iter().any(|t| &t.token == a))
+        {
+            return Err(invalid(
+                "admin_token must have at least 16 characters and differ from every tenant's"
+                    .into(),
+            ));
+        }
+        Ok(Config {
+            listen: raw.listen,
+            insecure_http: raw.insecure_http,
+            data_dir: raw.data_dir,
+            max_keeps: raw.max_keeps,
+            admin_token: raw.admin_token,
+            limits: host_limits,
+            tenants,
+        })
+    }
+}
+
+fn parse_limits(raw: &RawLimits) -> Result<LimitsConfig, String> {
+    let size = |v: &Option<String>, what: &str| {
+        v.as_deref()
+            .map(|s| keep_manifest::parse_size(s).map_err(|e| format!("limits.{what}: {e}")))
+            .transpose()
+    };
+    let dur = |v: &Option<String>, what: &str| {
+        v.as_deref()
+            .map(|s| keep_manifest::parse_duration_ms(s).map_err(|e| format!("limits.{what}: {e}")))
+            .transpose()
+    };
+    Ok(LimitsConfig {
+        memory_bytes: size(&raw.memory, "memory")?,
+        cpu_ms: dur(&raw.cpu, "cpu")?,
+        wall_ms: dur(&raw.wall, "wall")?,
+        output_bytes: size(&raw.output, "output")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_and_tenant_limits_clamped() {
+        let base = r#"
+            listen = "127.0.0.1:0"
+            insecure_http = true
+            data_dir = "/tmp/x"
+            [limits]
+            memory = "512MiB"
+            [[tenant]]
+            name = "a"
+            token = "aaaaaaaaaaaaaaaa"
+            limits = { memory = "1GiB", cpu = "2s" }
+        "#;
+        let c = Config::parse(base, "t").unwrap();
+        assert_eq!(c.tenants[0].limits.memory_bytes, Some(512 << 20));
+        assert_eq!(c.tenants[0].limits.cpu_ms, Some(2000));
+        assert!(Config::parse(&base.replace("127.0.0.1", "0.0.0.0"), "t").is_err());
+        assert!(Config::parse(&base.replace("insecure_http = true", ""), "t").is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! Counters and gauges, served as Prometheus text.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub created: AtomicU64,
+    pub failed: AtomicU64,
+    pub killed: AtomicU64,
+    pub completed: AtomicU64,
+    pub refused: AtomicU64,
+    pub relayed_bytes: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text; `running` is the current number of Keeps.
+    pub fn render(&self, running: usize) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        };
+        counter(
+            "keep_agent_keeps_created_total",
+            "Keeps created (state 1).",
+            &self.created,
+        );
+        counter(
+            "keep_agent_keeps_failed_total",
+            "Keeps that could not be created or failed before their workload ended.",
+            &self.failed,
+        );
+        counter(
+            "keep_agent_keeps_killed_total",
+            "Keeps terminated by a tenant, the admin, a limit or shutdown.",
+            &self.killed,
+        );
+        counter(
+            "keep_agent_keeps_completed_total",
+            "Keeps whose workload ran to its end.",
+            &self.completed,
+        );
+        counter(
+            "keep_agent_requests_refused_total",
+            "Requests refused (authentication, ownership, limits).",
+            &self.refused,
+        );
+        counter(
+            "keep_agent_relayed_bytes_total",
+            "Sealed bytes relayed from Keeps to tenants.",
+            &self.relayed_bytes,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keep_agent_keeps_running Keeps that exist now.\n# TYPE keep_agent_keeps_running gauge\nkeep_agent_keeps_running {running}"
+        );
+        out
+    }
+}

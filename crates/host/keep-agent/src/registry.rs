@@ -1,0 +1,141 @@
+//! The Keeps this agent runs, who owns them, and the trust state each has reached
+//! as far as the host can tell.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use keep_host::AttestedKeep;
+use serde::Serialize;
+
+use crate::config::LimitsConfig;
+
+/// Trust states of a deployment, as the host relays them. The host cannot check
+/// any of them (only the tenant can); it records which messages it has relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustState {
+    /// 1: an empty Keep exists and waits for a challenge.
+    PreAttestation,
+    /// 2 (from the host's view): evidence was relayed for the tenant to verify.
+    EvidenceRelayed,
+    /// 3 (from the host's view): the sealed payload was relayed and the Keep sent
+    /// its first sealed record (the receipt).
+    Provisioned,
+    /// The Keep has ended.
+    Ended,
+}
+
+impl TrustState {
+    pub fn number(self) -> u8 {
+        match self {
+            Self::PreAttestation => 1,
+            Self::EvidenceRelayed => 2,
+            Self::Provisioned => 3,
+            Self::Ended => 4,
+        }
+    }
+}
+
+/// One Keep.
+pub struct Entry {
+    pub id: String,
+    pub owner: usize,
+    pub owner_name: String,
+    pub limits: LimitsConfig,
+    pub created: SystemTime,
+    pub state: Mutex<TrustState>,
+    pub keep: Mutex<AttestedKeep>,
+    /// Set while a request is using the launch channel (one at a time).
+    pub busy: Mutex<()>,
+}
+
+impl Entry {
+    pub fn state(&self) -> TrustState {
+        self.state.lock().map(|s| *s).unwrap_or(TrustState::Ended)
+    }
+
+    pub fn set_state(&self, s: TrustState) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = s;
+        }
+        tracing::info!(keep = %self.id, tenant = %self.owner_name, state = s.number(), name = ?s, "trust state");
+    }
+
+    pub fn view(&self) -> KeepView {
+        KeepView {
+            id: self.id.clone(),
+            tenant: self.owner_name.clone(),
+            state: self.state(),
+            limits: self.limits,
+            created_unix: self
+                .created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            backend: "process",
+            attester: "insecure (no hardware root of trust)",
+        }
+    }
+}
+
+/// What the API shows of a Keep.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeepView {
+    pub id: String,
+    pub tenant: String,
+    pub state: TrustState,
+    pub limits: LimitsConfig,
+    pub created_unix: u64,
+    pub backend: &'static str,
+    pub attester: &'static str,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    keeps: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl Registry {
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.keeps.lock().ok()?.get(id).cloned()
+    }
+
+    pub fn count(&self) -> usize {
+        self.keeps.lock().map(|k| k.len()).unwrap_or(0)
+    }
+
+    pub fn count_owned(&self, owner: usize) -> usize {
+        self.keeps
+            .lock()
+            .map(|k| k.values().filter(|e| e.owner == owner).count())
+            .unwrap_or(0)
+    }
+
+    /// Inserts unless `max` Keeps exist (all) or `max_owned` for this owner.
+    pub fn insert(&self, e: Arc<Entry>, max: usize, max_owned: usize) -> Result<(), String> {
+        let mut k = self
+            .keeps
+            .lock()
+            .map_err(|_| "registry poisoned".to_string())?;
+        if k.len() >= max {
+            return Err(format!("the host runs its maximum of {max} Keeps"));
+        }
+        if k.values().filter(|x| x.owner == e.owner).count() >= max_owned {
+            return Err(format!("the tenant has its maximum of {max_owned} Keeps"));
+        }
+        k.insert(e.id.clone(), e);
+        Ok(())
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {
+        self.keeps.lock().ok()?.remove(id)
+    }
+
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.keeps
+            .lock()
+            .map(|k| k.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
