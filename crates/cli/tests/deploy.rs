@@ -434,3 +434,64 @@ fn secrets_reach_the_workload_but_never_the_agents_logs_or_disk() {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn limits_stop_the_workload_and_the_tenant_is_told_which() {
+    let agent = Agent::start(None);
+    let policy = dev_policy(&agent);
+    // CPU: enforced inside the exec, reported in the sealed exit report.
+    let o = agent.deploy(ALICE, &["--policy", &policy, "--cpu", "200ms", &fixture("infinite_loop.wasm")]);
+    assert_eq!(o.status.code(), Some(152), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cpu limit"), "{}", stderr(&o));
+    // Wall clock: enforced by the host, reported (unauthenticated) by the agent.
+    let o = agent.deploy(ALICE, &["--policy", &policy, "--timeout", "1s", &fixture("infinite_loop.wasm")]);
+    assert_eq!(o.status.code(), Some(153), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("wall-clock limit") && err.contains("reported by the host"), "{err}");
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn concurrent_deploys_succeed_or_fail_cleanly() {
+    let agent = Arc::new(Agent::start(None));
+    let policy = dev_policy(&agent);
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let agent = agent.clone();
+            let policy = policy.clone();
+            std::thread::spawn(move || agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")]))
+        })
+        .collect();
+    let mut ok = 0;
+    for h in handles {
+        let o = h.join().unwrap();
+        match o.status.code() {
+            Some(0) => {
+                assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+                ok += 1;
+            }
+            // Over max_keeps (8): refused at state 1, by name.
+            Some(125) => assert!(stderr(&o).contains("state 1 (pre-attestation) failed"), "{}", stderr(&o)),
+            other => panic!("{other:?}: {}", stderr(&o)),
+        }
+    }
+    assert!(ok >= 1);
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn shutdown_terminates_every_keep_and_says_so() {
+    let mut agent = Agent::start(None);
+    for _ in 0..2 {
+        assert_eq!(agent.http("POST", "/v1/keeps", ALICE, "{}").0, 201);
+    }
+    let pid = agent.child.id() as i32;
+    // SIGTERM, as a service manager would.
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let code = agent.child.wait().unwrap();
+    assert!(code.success(), "{code:?}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let log = agent.log();
+    assert!(log.contains("terminated 2 Keep(s)"), "{log}");
+}
