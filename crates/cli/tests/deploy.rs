@@ -495,3 +495,62 @@ fn shutdown_terminates_every_keep_and_says_so() {
     let log = agent.log();
     assert!(log.contains("terminated 2 Keep(s)"), "{log}");
 }
+
+/// The exec processes the agent started (its children).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let kids = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+fn agent_killed_mid_deploy_the_client_is_told_and_no_keep_survives() {
+    let mut agent = Agent::start(None);
+    let policy = dev_policy(&agent);
+    assert_eq!(agent.http("POST", "/v1/keeps", ALICE, "{}").0, 201);
+    let url = agent.url.clone();
+    let deploy = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let o = keep()
+            .args(["deploy", "--host", &url, "--token", ALICE, "--policy", &policy])
+            .arg(fixture("infinite_loop.wasm"))
+            .output()
+            .unwrap();
+        (o, start.elapsed())
+    });
+    // Wait until both Keeps run (the idle one and the deploying one).
+    let mut execs = Vec::new();
+    for _ in 0..100 {
+        execs = children(agent.child.id());
+        if execs.len() == 2 && agent.log().contains("state=3") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(execs.len(), 2, "{}", agent.log());
+    agent.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    agent.child.wait().unwrap();
+    let (o, took) = deploy.join().unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("state 3 (provisioned) failed"), "{}", stderr(&o));
+    assert!(took < std::time::Duration::from_secs(20));
+    // Every exec notices its launch channel closed and ends: no orphan Keep.
+    for _ in 0..100 {
+        if execs.iter().all(|p| !alive(*p)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for p in execs {
+        assert!(!alive(p), "exec {p} outlived the agent");
+    }
+}
