@@ -440,14 +440,35 @@ fn limits_stop_the_workload_and_the_tenant_is_told_which() {
     let agent = Agent::start(None);
     let policy = dev_policy(&agent);
     // CPU: enforced inside the exec, reported in the sealed exit report.
-    let o = agent.deploy(ALICE, &["--policy", &policy, "--cpu", "200ms", &fixture("infinite_loop.wasm")]);
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &policy,
+            "--cpu",
+            "200ms",
+            &fixture("infinite_loop.wasm"),
+        ],
+    );
     assert_eq!(o.status.code(), Some(152), "{}", stderr(&o));
     assert!(stderr(&o).contains("cpu limit"), "{}", stderr(&o));
     // Wall clock: enforced by the host, reported (unauthenticated) by the agent.
-    let o = agent.deploy(ALICE, &["--policy", &policy, "--timeout", "1s", &fixture("infinite_loop.wasm")]);
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &policy,
+            "--timeout",
+            "1s",
+            &fixture("infinite_loop.wasm"),
+        ],
+    );
     assert_eq!(o.status.code(), Some(153), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("wall-clock limit") && err.contains("reported by the host"), "{err}");
+    assert!(
+        err.contains("wall-clock limit") && err.contains("reported by the host"),
+        "{err}"
+    );
     no_keeps_left(&agent);
 }
 
@@ -459,7 +480,9 @@ fn concurrent_deploys_succeed_or_fail_cleanly() {
         .map(|_| {
             let agent = agent.clone();
             let policy = policy.clone();
-            std::thread::spawn(move || agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")]))
+            std::thread::spawn(move || {
+                agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")])
+            })
         })
         .collect();
     let mut ok = 0;
@@ -471,7 +494,11 @@ fn concurrent_deploys_succeed_or_fail_cleanly() {
                 ok += 1;
             }
             // Over max_keeps (8): refused at state 1, by name.
-            Some(125) => assert!(stderr(&o).contains("state 1 (pre-attestation) failed"), "{}", stderr(&o)),
+            Some(125) => assert!(
+                stderr(&o).contains("state 1 (pre-attestation) failed"),
+                "{}",
+                stderr(&o)
+            ),
             other => panic!("{other:?}: {}", stderr(&o)),
         }
     }
@@ -487,7 +514,10 @@ fn shutdown_terminates_every_keep_and_says_so() {
     }
     let pid = agent.child.id() as i32;
     // SIGTERM, as a service manager would.
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let code = agent.child.wait().unwrap();
     assert!(code.success(), "{code:?}");
@@ -499,16 +529,29 @@ fn shutdown_terminates_every_keep_and_says_so() {
 /// The exec processes the agent started (its children).
 fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let kids = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+        out.extend(
+            kids.split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok()),
+        );
     }
     out
 }
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 
@@ -521,7 +564,9 @@ fn agent_killed_mid_deploy_the_client_is_told_and_no_keep_survives() {
     let deploy = std::thread::spawn(move || {
         let start = std::time::Instant::now();
         let o = keep()
-            .args(["deploy", "--host", &url, "--token", ALICE, "--policy", &policy])
+            .args([
+                "deploy", "--host", &url, "--token", ALICE, "--policy", &policy,
+            ])
             .arg(fixture("infinite_loop.wasm"))
             .output()
             .unwrap();
@@ -541,7 +586,11 @@ fn agent_killed_mid_deploy_the_client_is_told_and_no_keep_survives() {
     agent.child.wait().unwrap();
     let (o, took) = deploy.join().unwrap();
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("state 3 (provisioned) failed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state 3 (provisioned) failed"),
+        "{}",
+        stderr(&o)
+    );
     assert!(took < std::time::Duration::from_secs(20));
     // Every exec notices its launch channel closed and ends: no orphan Keep.
     for _ in 0..100 {
@@ -553,4 +602,49 @@ fn agent_killed_mid_deploy_the_client_is_told_and_no_keep_survives() {
     for p in execs {
         assert!(!alive(p), "exec {p} outlived the agent");
     }
+}
+
+#[test]
+fn one_challenge_and_one_payload_per_keep_in_order() {
+    let agent = Agent::start(None);
+    let (_, body) = agent.http("POST", "/v1/keeps", ALICE, "{}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(
+        agent
+            .http("POST", &format!("/v1/keeps/{id}/payload"), ALICE, "xx")
+            .0,
+        409
+    );
+    let bad = agent.http(
+        "POST",
+        &format!("/v1/keeps/{id}/challenge"),
+        ALICE,
+        "{\"nonce\":\"00\"}",
+    );
+    assert_eq!(bad.0, 400);
+    let nonce = format!("{{\"nonce\":\"{}\"}}", "ab".repeat(32));
+    let (status, ev) = agent.http("POST", &format!("/v1/keeps/{id}/challenge"), ALICE, &nonce);
+    assert_eq!(status, 200, "{ev}");
+    let ev: serde_json::Value = serde_json::from_str(&ev).unwrap();
+    assert_eq!(ev["tee"], "insecure");
+    assert!(
+        ev["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("no hardware root of trust")
+    );
+    assert_eq!(
+        agent
+            .http("POST", &format!("/v1/keeps/{id}/challenge"), ALICE, &nonce)
+            .0,
+        409
+    );
+    assert_eq!(
+        agent
+            .http("DELETE", &format!("/v1/keeps/{id}"), ADMIN, "")
+            .0,
+        200
+    );
+    no_keeps_left(&agent);
 }

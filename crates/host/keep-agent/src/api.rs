@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -201,7 +202,8 @@ async fn create(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
         created: SystemTime::now(),
         state: std::sync::Mutex::new(TrustState::PreAttestation),
         keep: std::sync::Mutex::new(keep),
-        busy: std::sync::Mutex::new(()),
+        challenged: AtomicBool::new(false),
+        provisioning: AtomicBool::new(false),
     });
     if let Err(m) = state
         .registry
@@ -288,7 +290,7 @@ async fn challenge(
     if req.nonce.len() != 64 || !req.nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
         return error(StatusCode::BAD_REQUEST, "nonce must be 32 bytes of hex");
     }
-    if e.state() != TrustState::PreAttestation {
+    if e.challenged.swap(true, Ordering::SeqCst) {
         return error(
             StatusCode::CONFLICT,
             "this Keep was already challenged (one challenge per Keep)",
@@ -301,7 +303,6 @@ async fn challenge(
     };
     let entry = e.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let _busy = entry.busy.lock();
         let mut channel = entry
             .keep
             .lock()
@@ -339,7 +340,7 @@ async fn payload(
         Ok(e) => e,
         Err(r) => return r,
     };
-    if e.state() != TrustState::EvidenceRelayed {
+    if e.state() != TrustState::EvidenceRelayed || e.provisioning.swap(true, Ordering::SeqCst) {
         return error(
             StatusCode::CONFLICT,
             "the Keep must be challenged first, and provisioned once",

@@ -46,8 +46,10 @@ pub struct Entry {
     pub created: SystemTime,
     pub state: Mutex<TrustState>,
     pub keep: Mutex<AttestedKeep>,
-    /// Set while a request is using the launch channel (one at a time).
-    pub busy: Mutex<()>,
+    /// Set by the first challenge: one per Keep.
+    pub challenged: std::sync::atomic::AtomicBool,
+    /// Set by the first payload: one per Keep.
+    pub provisioning: std::sync::atomic::AtomicBool,
 }
 
 impl Entry {
