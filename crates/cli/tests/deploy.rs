@@ -648,3 +648,74 @@ fn one_challenge_and_one_payload_per_keep_in_order() {
     );
     no_keeps_left(&agent);
 }
+
+/// A loopback proxy that records every byte between client and agent.
+fn recording_proxy(agent_addr: &str) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (target, record) = (agent_addr.to_string(), seen.clone());
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let server = TcpStream::connect(&target).unwrap();
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn the_loopback_traffic_carries_no_secret_workload_or_output_in_clear() {
+    let agent = Agent::start(None);
+    let (url, seen) = recording_proxy(&agent.addr);
+    let canary = "CANARY-wire-5b1d0e77";
+    let o = keep()
+        .args([
+            "deploy",
+            "--host",
+            &url,
+            "--token",
+            ALICE,
+            "--policy",
+            &dev_policy(&agent),
+        ])
+        .args(["--secret", &format!("canary={canary}")])
+        .arg(fixture("files.wasm"))
+        .args(["--", "read", "/secrets/canary"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(canary));
+    let traffic = seen.lock().unwrap().clone();
+    assert!(
+        contains(&traffic, b"/v1/keeps"),
+        "the proxy saw the exchange"
+    );
+    assert!(!contains(&traffic, canary.as_bytes()), "canary on the wire");
+    assert!(
+        !contains(&traffic, b"/secrets/canary"),
+        "arguments on the wire"
+    );
+    let wasm = std::fs::read(fixture("files.wasm")).unwrap();
+    for at in [0, wasm.len() / 3, wasm.len() / 2] {
+        assert!(
+            !contains(&traffic, &wasm[at..at + 32]),
+            "workload bytes on the wire"
+        );
+    }
+}
