@@ -143,6 +143,22 @@ fn flow(
             policy.insecure.measurement = Some(HexBytes(m));
         }
     }
+    progress.state(
+        0,
+        "",
+        &format!(
+            "workload sha384:{}.., {} secret(s), policy {}",
+            &manifest
+                .workload_sha384
+                .get(..16)
+                .unwrap_or(&manifest.workload_sha384),
+            manifest.secrets.len(),
+            args.policy.as_ref().map_or(
+                "strict default (refuses the insecure attester)".into(),
+                |p| p.display().to_string()
+            )
+        ),
+    );
     let mut limits = serde_json::Map::new();
     if let Some(m) = manifest.memory_bytes {
         limits.insert("memory_bytes".into(), json!(m));

@@ -218,7 +218,7 @@ fn deploy_runs_hello_and_returns_exit_codes() {
         .map(|l| serde_json::from_str(l).expect("JSON event"))
         .collect();
     let states: Vec<i64> = events.iter().filter_map(|e| e["state"].as_i64()).collect();
-    assert_eq!(states, [1, 2, 3]);
+    assert_eq!(states, [0, 1, 2, 3]);
     assert_eq!(events.last().unwrap()["event"], "exit");
     no_keeps_left(&agent);
     let (_, metrics) = agent.http("GET", "/metrics", "", "");
