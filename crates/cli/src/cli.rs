@@ -119,6 +119,9 @@ pub struct DeployArgs {
     /// Wall-clock time from the Keep's creation, e.g. 1m.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Sealed output bytes the host relays at most, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -166,6 +166,10 @@ fn flow(
     if let Some(c) = manifest.cpu_ms {
         limits.insert("cpu_ms".into(), json!(c));
     }
+    if let Some(o) = &args.max_output {
+        let bytes = parse_size(o).map_err(|e| fail(0, format!("--max-output: {e}")))?;
+        limits.insert("output_bytes".into(), json!(bytes));
+    }
     if let Some(t) = &args.timeout {
         limits.insert(
             "wall_ms".into(),

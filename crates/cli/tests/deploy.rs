@@ -469,6 +469,20 @@ fn limits_stop_the_workload_and_the_tenant_is_told_which() {
         err.contains("wall-clock limit") && err.contains("reported by the host"),
         "{err}"
     );
+    // Output: the host counts the sealed bytes it relays.
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &policy,
+            "--max-output",
+            "1MiB",
+            &fixture("output_flood.wasm"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(154), "{}", stderr(&o));
+    assert!(stderr(&o).contains("output limit"), "{}", stderr(&o));
+    assert!(o.stdout.len() <= 1 << 20, "{} bytes passed", o.stdout.len());
     no_keeps_left(&agent);
 }
 
