@@ -164,7 +164,9 @@ async fn create(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
         }
     };
-    let tenant = &state.config.tenants[owner];
+    let Some(tenant) = state.config.tenants.get(owner) else {
+        return error(StatusCode::UNAUTHORIZED, "unknown tenant");
+    };
     let limits = req.limits.clamp_to(tenant.limits);
     let host_limits = HostLimits {
         wall: limits.wall_ms.map(Duration::from_millis),
