@@ -65,6 +65,10 @@ pub struct RemoteArgs {
     /// Your bearer token (or KEEP_TOKEN).
     #[arg(long, value_name = "TOKEN", env = "KEEP_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// CA certificate(s) (PEM) that the agent's TLS certificate must chain to, for an
+    /// https:// URL (or KEEP_CA).
+    #[arg(long, value_name = "PEM", env = "KEEP_CA")]
+    pub ca: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

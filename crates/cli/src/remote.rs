@@ -29,7 +29,33 @@ impl Remote {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--host must be an http:// or https:// URL, not {base:?}");
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if base.starts_with("https://") {
+            let Some(ca) = &args.ca else {
+                bail!(
+                    "an https:// host needs --ca (the CA certificate its TLS certificate chains to)"
+                );
+            };
+            let pem = std::fs::read(ca).with_context(|| format!("{}", ca.display()))?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                bail!("{}: no certificate", ca.display());
+            }
+            // rustls with the aws-lc-rs provider (the process default; set once).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config
             .http_status_as_error(false)
             .timeout_connect(Some(std::time::Duration::from_secs(10)))
             .build()

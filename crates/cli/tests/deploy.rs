@@ -27,14 +27,33 @@ struct Agent {
 
 impl Agent {
     fn start(tamper: Option<&str>) -> Agent {
+        Self::start_with(tamper, false)
+    }
+
+    /// With `tls`, the agent serves HTTPS with a certificate (for 127.0.0.1) signed by
+    /// a fresh CA written to `ca.pem` in its directory.
+    fn start_with(tamper: Option<&str>, tls: bool) -> Agent {
         let dir = tempfile::tempdir().unwrap();
+        let transport = if tls {
+            let (ca, cert, key) = test_pki();
+            std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+            std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+            std::fs::write(dir.path().join("key.pem"), key).unwrap();
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"",
+                dir.path().join("cert.pem").display(),
+                dir.path().join("key.pem").display()
+            )
+        } else {
+            "insecure_http = true".to_string()
+        };
         let data = dir.path().join("data");
         let config = dir.path().join("host.toml");
         std::fs::write(
             &config,
             format!(
                 r#"listen = "127.0.0.1:0"
-insecure_http = true
+{transport}
 data_dir = "{}"
 max_keeps = 8
 admin_token = "{ADMIN}"
@@ -84,7 +103,10 @@ token = "{BOB}"
                 l.push('\n');
             }
         });
-        let addr = url.trim_start_matches("http://").to_string();
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
         Agent {
             child,
             url,
@@ -732,4 +754,55 @@ fn the_loopback_traffic_carries_no_secret_workload_or_output_in_clear() {
             "workload bytes on the wire"
         );
     }
+}
+
+/// A CA, and a server certificate for 127.0.0.1 it signed (PEM: ca, cert, key).
+fn test_pki() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "keep test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn deploy_over_tls_with_the_hosts_ca() {
+    let agent = Agent::start_with(None, true);
+    assert!(agent.url.starts_with("https://127.0.0.1:"), "{}", agent.url);
+    let ca = agent.dir.path().join("ca.pem").display().to_string();
+    let policy = dev_policy(&agent);
+    let o = agent.deploy(
+        ALICE,
+        &["--ca", &ca, "--policy", &policy, &fixture("hello.wasm")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    // Without the CA, or with another one, the client refuses the connection.
+    let o = agent.deploy(ALICE, &["--policy", &policy, &fixture("hello.wasm")]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--ca"), "{}", stderr(&o));
+    let (other_ca, _, _) = test_pki();
+    let other = agent.dir.path().join("other-ca.pem");
+    std::fs::write(&other, other_ca).unwrap();
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--ca",
+            &other.display().to_string(),
+            "--policy",
+            &policy,
+            &fixture("hello.wasm"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state 1 (pre-attestation) failed"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -58,6 +58,10 @@ pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state.clone());
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key).map_err(AgentError::Tls)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| AgentError::Listen {
@@ -68,27 +72,43 @@ pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
     if let Some(t) = relay::tamper() {
         tracing::warn!(tamper = %t, "TEST HOOK: this debug build acts as a hostile host");
     }
-    tracing::info!(%addr, tenants = config.tenants.len(), max_keeps = config.max_keeps, "listening (plain HTTP on loopback)");
-    eprintln!("keep host: listening on http://{addr} (plain HTTP, loopback only)");
-    let down = state.clone();
-    use axum::serve::ListenerExt as _;
-    // Small frames (evidence, records) must not wait for delayed ACKs.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let keeps = down.registry.all();
-            let n = keeps.len();
-            for e in keeps {
-                terminate(&down, &e, "host shutdown");
-            }
-            tracing::info!(terminated = n, "shutting down: terminated every Keep");
-            eprintln!("keep host: shutting down; terminated {n} Keep(s)");
-        })
-        .await
-        .map_err(AgentError::Serve)
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, tenants = config.tenants.len(), max_keeps = config.max_keeps, "listening");
+    match tls {
+        Some(tls) => {
+            eprintln!("keep host: listening on https://{addr} (TLS)");
+            let listener =
+                crate::tls::TlsListener::new(listener, tls).map_err(AgentError::Serve)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown(state))
+                .await
+                .map_err(AgentError::Serve)
+        }
+        None => {
+            eprintln!("keep host: listening on http://{addr} (plain HTTP, loopback only)");
+            use axum::serve::ListenerExt as _;
+            // Small frames (evidence, records) must not wait for delayed ACKs.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown(state))
+                .await
+                .map_err(AgentError::Serve)
+        }
+    }
+}
+
+/// On a signal: terminate every Keep, say so, and let the server stop.
+async fn shutdown(state: Arc<AppState>) {
+    shutdown_signal().await;
+    let keeps = state.registry.all();
+    let n = keeps.len();
+    for e in keeps {
+        terminate(&state, &e, "host shutdown");
+    }
+    tracing::info!(terminated = n, "shutting down: terminated every Keep");
+    eprintln!("keep host: shutting down; terminated {n} Keep(s)");
 }
 
 async fn shutdown_signal() {

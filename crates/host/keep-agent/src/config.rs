@@ -3,6 +3,8 @@
 //! ```toml
 //! listen = "127.0.0.1:8400"
 //! insecure_http = true          # plain HTTP; refused unless `listen` is loopback
+//! # tls_cert = "cert.pem"       # or HTTPS: certificate chain and key (PEM)
+//! # tls_key = "key.pem"
 //! data_dir = "/var/lib/keep"    # the exec image cache (no tenant data is written)
 //! max_keeps = 16
 //! admin_token = "..."
@@ -118,6 +120,8 @@ pub struct TenantConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub insecure_http: bool,
+    /// Certificate chain and private key (PEM) for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub data_dir: PathBuf,
     pub max_keeps: usize,
     pub admin_token: Option<String>,
@@ -151,17 +155,22 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if raw.tls_cert.is_some() || raw.tls_key.is_some() {
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => return Err(invalid("tls_cert and tls_key go together".into())),
+        };
+        if tls.is_some() && raw.insecure_http {
             return Err(invalid(
-                "TLS (tls_cert, tls_key) is not built yet: use insecure_http = true on a loopback address".into(),
+                "insecure_http and a TLS certificate exclude each other".into(),
             ));
         }
-        if !raw.insecure_http {
+        if tls.is_none() && !raw.insecure_http {
             return Err(invalid(
-                "no TLS certificate configured (TLS is not built yet); plain HTTP needs insecure_http = true and a loopback listen address".into(),
+                "no TLS certificate configured (tls_cert, tls_key); plain HTTP needs insecure_http = true and a loopback listen address".into(),
             ));
         }
-        if !raw.listen.ip().is_loopback() {
+        if tls.is_none() && !raw.listen.ip().is_loopback() {
             return Err(invalid(format!(
                 "plain HTTP is allowed only on loopback, and {} is not",
                 raw.listen
@@ -205,6 +214,7 @@ impl Config {
         Ok(Config {
             listen: raw.listen,
             insecure_http: raw.insecure_http,
+            tls,
             data_dir: raw.data_dir,
             max_keeps: raw.max_keeps,
             admin_token: raw.admin_token,
@@ -255,5 +265,14 @@ mod tests {
         assert_eq!(c.tenants[0].limits.cpu_ms, Some(2000));
         assert!(Config::parse(&base.replace("127.0.0.1", "0.0.0.0"), "t").is_err());
         assert!(Config::parse(&base.replace("insecure_http = true", ""), "t").is_err());
+        let tls = base.replace("insecure_http = true", "tls_cert = \"c\"\ntls_key = \"k\"");
+        assert!(Config::parse(&tls.replace("127.0.0.1", "0.0.0.0"), "t").is_ok());
+        assert!(
+            Config::parse(
+                &base.replace("insecure_http = true", "tls_cert = \"c\""),
+                "t"
+            )
+            .is_err()
+        );
     }
 }

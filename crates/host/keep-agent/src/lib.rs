@@ -19,6 +19,7 @@ mod config;
 mod metrics;
 mod registry;
 mod relay;
+mod tls;
 
 pub use config::{Config, ConfigError, LimitsConfig, TenantConfig};
 pub use registry::TrustState;
@@ -38,6 +39,8 @@ pub enum AgentError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("server: {0}")]
     Serve(std::io::Error),
     #[error("runtime: {0}")]
