@@ -97,3 +97,42 @@ pub fn random<const N: usize>() -> Result<[u8; N], SealError> {
         .map_err(|e| SealError::Random(e.to_string()))?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_data_binds_every_input() {
+        let (n, k, m) = ([1u8; 32], [2u8; 32], [3u8; 48]);
+        let rd = report_data(&n, &k, &m);
+        assert_ne!(rd, report_data(&[9; 32], &k, &m));
+        assert_ne!(rd, report_data(&n, &[9; 32], &m));
+        assert_ne!(rd, report_data(&n, &k, &[9; 48]));
+        let mut concat = Vec::new();
+        concat.extend_from_slice(&n);
+        concat.extend_from_slice(&k);
+        concat.extend_from_slice(&m);
+        assert_eq!(rd, sha384(&concat));
+    }
+
+    #[test]
+    fn garbage_records_are_errors_not_panics() {
+        let key = KeepKey::generate().unwrap();
+        let rd = [0u8; 48];
+        let payload = Payload {
+            manifest: SealedManifest::default(),
+            workload: Vec::new(),
+        };
+        let (_, session) = seal(&key.public_key(), &rd, &payload).unwrap();
+        let mut reader = RecordReader::new(session);
+        for len in [0usize, 1, 8, 9, 20, 100] {
+            let junk = vec![0u8; len];
+            assert!(reader.open(&junk).is_err());
+        }
+        assert!(
+            reader.open(&[0, 0, 0, 0, 0, 0, 0, 0, 77]).is_err(),
+            "unknown kind"
+        );
+    }
+}

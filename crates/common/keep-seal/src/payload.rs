@@ -98,3 +98,43 @@ impl Payload {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_malformed_plaintexts_are_errors() {
+        let p = Payload {
+            manifest: SealedManifest {
+                program_name: "w.wasm".into(),
+                workload_sha384: "00".into(),
+                ..Default::default()
+            },
+            workload: b"\0asm\x01\0\0\0".to_vec(),
+        };
+        let bytes = p.encode().unwrap();
+        assert_eq!(Payload::decode(&bytes).unwrap(), p);
+        for cut in 0..bytes.len().min(64) {
+            assert!(Payload::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = bytes.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Payload::decode(&huge).is_err());
+        let mut unknown = br#"{"program_name":"x","extra":1}"#.to_vec();
+        let mut framed = (unknown.len() as u32).to_le_bytes().to_vec();
+        framed.append(&mut unknown);
+        assert!(Payload::decode(&framed).is_err(), "unknown fields refused");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Secret {
+            name: "api".into(),
+            value_hex: hex::encode("CANARY"),
+            delivery: SecretDelivery::File,
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(&hex::encode("CANARY")), "{shown}");
+    }
+}
