@@ -39,6 +39,9 @@ pub enum Command {
     Ps(RemoteArgs),
     /// Terminate one of your Keeps on a host agent.
     Kill(KillArgs),
+    /// What the host agent recorded about one of your Keeps (states, relayed sizes,
+    /// how it ended; never its output, which only `keep deploy` can decrypt).
+    Logs(KillArgs),
     /// The host owner's side.
     #[command(subcommand)]
     Host(HostCommand),

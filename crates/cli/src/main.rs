@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Deploy(args) => deploy::deploy(*args),
         cli::Command::Ps(args) => remote::ps(args),
         cli::Command::Kill(args) => remote::kill(args),
+        cli::Command::Logs(args) => remote::logs(args),
         cli::Command::Host(cli::HostCommand::Serve(args)) => remote::serve(args),
     };
     match result {

@@ -190,6 +190,29 @@ pub fn kill(args: KillArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn logs(args: KillArgs) -> Result<ExitCode> {
+    #[derive(Deserialize, serde::Serialize)]
+    struct Event {
+        unix_ms: u64,
+        event: String,
+    }
+    #[derive(Deserialize)]
+    struct Events {
+        events: Vec<Event>,
+    }
+    let remote = Remote::new(&args.remote)?;
+    let log: Events = remote.get(&format!("/v1/keeps/{}/events", args.id))?;
+    let start = log.events.first().map_or(0, |e| e.unix_ms);
+    for e in &log.events {
+        if args.remote.json {
+            println!("{}", json!(e));
+        } else {
+            println!("{:>+8} ms  {}", e.unix_ms.saturating_sub(start), e.event);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     keep_agent::init_logging();
     let config = keep_agent::Config::load(&args.config)?;

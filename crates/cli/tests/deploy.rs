@@ -381,9 +381,20 @@ fn a_tenant_cannot_see_or_kill_another_tenants_keep() {
     assert!(stdout(&o).contains(&id));
     let (_, all) = agent.http("GET", "/v1/keeps", ADMIN, "");
     assert!(all.contains(&id));
+    let o = agent.cli(BOB, &["logs", &id]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     let o = agent.cli(ALICE, &["kill", &id]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     no_keeps_left(&agent);
+    // Its log outlives it, for its tenant only.
+    let o = agent.cli(ALICE, &["logs", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let log = stdout(&o);
+    assert!(
+        log.contains("state 1 pre-attestation") && log.contains("terminated: killed by its tenant"),
+        "{log}"
+    );
+    assert_eq!(agent.cli(BOB, &["logs", &id]).status.code(), Some(125));
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
         .route("/v1/keeps", post(create).get(list))
         .route("/v1/keeps/{id}", get(show).delete(kill))
         .route("/v1/keeps/{id}/challenge", post(challenge))
+        .route("/v1/keeps/{id}/events", get(events))
         .route(
             "/v1/keeps/{id}/payload",
             post(payload).layer(DefaultBodyLimit::max(keep_wire::MAX_SEALED_FRAME as usize)),
@@ -127,6 +128,7 @@ async fn shutdown_signal() {
 }
 
 fn terminate(state: &AppState, e: &Arc<Entry>, why: &str) {
+    e.event(format!("terminated: {why}"));
     if let Ok(mut k) = e.keep.lock() {
         k.terminate(why);
     }
@@ -224,6 +226,7 @@ async fn create(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
         created: SystemTime::now(),
         state: std::sync::Mutex::new(TrustState::PreAttestation),
         keep: std::sync::Mutex::new(keep),
+        events: std::sync::Mutex::new(Vec::new()),
         challenged: AtomicBool::new(false),
         provisioning: AtomicBool::new(false),
     });
@@ -253,6 +256,23 @@ async fn list(State(state): S, headers: HeaderMap) -> Response {
         .collect();
     keeps.sort_by(|a, b| a.id.cmp(&b.id));
     axum::Json(json!({ "keeps": keeps })).into_response()
+}
+
+async fn events(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let who = match authed(&state, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match state.registry.get_any(&id) {
+        Some(e) if who == Caller::Admin || who == Caller::Tenant(e.owner) => {
+            axum::Json(json!({ "id": id, "tenant": e.owner_name, "events": e.events() }))
+                .into_response()
+        }
+        _ => {
+            Metrics::inc(&state.metrics.refused);
+            error(StatusCode::NOT_FOUND, format!("no Keep {id}"))
+        }
+    }
 }
 
 async fn show(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -336,6 +356,11 @@ async fn challenge(
     match result {
         Ok(Ok(ev)) => {
             e.set_state(TrustState::EvidenceRelayed);
+            e.event(format!(
+                "evidence relayed: tee {} ({} bytes)",
+                ev.tee,
+                ev.evidence.len()
+            ));
             tracing::info!(keep = %e.id, tee = %ev.tee, evidence_bytes = ev.evidence.len(), "evidence relayed (tee=insecure means no hardware root of trust)");
             axum::Json(ev).into_response()
         }
@@ -378,6 +403,7 @@ async fn payload(
         }
     };
     tracing::info!(keep = %e.id, sealed_bytes = body.len(), "relaying the sealed payload");
+    e.event(format!("sealed payload relayed ({} bytes)", body.len()));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
     let st = state.clone();
     std::thread::spawn(move || {
@@ -392,6 +418,10 @@ async fn payload(
         match (limit, end) {
             (Some((limit, detail)), _) => {
                 tracing::info!(keep = %e.id, limit = limit.name(), "Keep stopped at a host limit");
+                e.event(format!(
+                    "stopped by the host at the {} limit: {detail}",
+                    limit.name()
+                ));
                 send(relay::host_exit(Outcome::LimitExceeded { limit, detail }));
                 Metrics::inc(&st.metrics.killed);
             }
@@ -403,6 +433,7 @@ async fn payload(
                     Outcome::Failed { .. } => "failed",
                 };
                 tracing::info!(keep = %e.id, outcome = kind, "Keep ended");
+                e.event(format!("the exec reported its end: {kind}"));
                 if matches!(outcome, Outcome::Failed { .. }) {
                     Metrics::inc(&st.metrics.failed);
                 } else {
@@ -411,6 +442,7 @@ async fn payload(
             }
             (None, End::Lost(why)) => {
                 tracing::info!(keep = %e.id, reason = %why, "Keep ended without a report");
+                e.event(format!("ended without a report: {why}"));
                 send(relay::host_exit(Outcome::Failed {
                     message: format!("the Keep ended without a report ({why})"),
                 }));

@@ -26,7 +26,28 @@ pub enum TrustState {
     Ended,
 }
 
+/// One entry of a Keep's host-side log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub unix_ms: u64,
+    pub event: String,
+}
+
+/// Events kept per Keep.
+const MAX_EVENTS: usize = 64;
+/// Ended Keeps whose events are kept for `keep logs`.
+const MAX_ENDED: usize = 256;
+
 impl TrustState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreAttestation => "pre-attestation",
+            Self::EvidenceRelayed => "evidence relayed (the tenant verifies it)",
+            Self::Provisioned => "provisioned (sealed payload relayed, first sealed record seen)",
+            Self::Ended => "ended",
+        }
+    }
+
     pub fn number(self) -> u8 {
         match self {
             Self::PreAttestation => 1,
@@ -46,6 +67,8 @@ pub struct Entry {
     pub created: SystemTime,
     pub state: Mutex<TrustState>,
     pub keep: Mutex<AttestedKeep>,
+    /// What the host saw happen to this Keep (never payload or output bytes).
+    pub events: Mutex<Vec<Event>>,
     /// Set by the first challenge: one per Keep.
     pub challenged: std::sync::atomic::AtomicBool,
     /// Set by the first payload: one per Keep.
@@ -57,10 +80,31 @@ impl Entry {
         self.state.lock().map(|s| *s).unwrap_or(TrustState::Ended)
     }
 
+    /// Records an event for `keep logs` (bounded).
+    pub fn event(&self, what: String) {
+        if let Ok(mut ev) = self.events.lock()
+            && ev.len() < MAX_EVENTS
+        {
+            let unix_ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            ev.push(Event {
+                unix_ms,
+                event: what,
+            });
+        }
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     pub fn set_state(&self, s: TrustState) {
         if let Ok(mut st) = self.state.lock() {
             *st = s;
         }
+        self.event(format!("state {} {}", s.number(), s.name()));
         tracing::info!(keep = %self.id, tenant = %self.owner_name, state = s.number(), name = ?s, "trust state");
     }
 
@@ -96,6 +140,8 @@ pub struct KeepView {
 #[derive(Default)]
 pub struct Registry {
     keeps: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Recently ended Keeps, oldest first, for their logs.
+    ended: Mutex<std::collections::VecDeque<Arc<Entry>>>,
 }
 
 impl Registry {
@@ -131,7 +177,20 @@ impl Registry {
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {
-        self.keeps.lock().ok()?.remove(id)
+        let e = self.keeps.lock().ok()?.remove(id)?;
+        if let Ok(mut ended) = self.ended.lock() {
+            if ended.len() >= MAX_ENDED {
+                ended.pop_front();
+            }
+            ended.push_back(e.clone());
+        }
+        Some(e)
+    }
+
+    /// A running or recently ended Keep.
+    pub fn get_any(&self, id: &str) -> Option<Arc<Entry>> {
+        self.get(id)
+            .or_else(|| self.ended.lock().ok()?.iter().find(|e| e.id == id).cloned())
     }
 
     pub fn all(&self) -> Vec<Arc<Entry>> {
