@@ -7,7 +7,7 @@
 //! with other descriptors, or waits on an absolute monotonic deadline, gets ENOTSUP.
 //! Every subscription and event is read and written inside the guest memory bounds.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::event::{PollFd, PollFlags};
@@ -224,6 +224,7 @@ fn u32_at(s: &[u8], at: usize) -> u32 {
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsFd;
 
     fn sub(userdata: u64, tag: u8, a: u32, timeout: u64, flags: u16) -> [u8; 48] {
         let mut s = [0u8; 48];
