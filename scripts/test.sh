@@ -9,6 +9,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A build-time dependency of the EAR crate (cmw -> reqwest) links OpenSSL.
+if ! pkg-config --exists openssl 2>/dev/null && command -v apt-get >/dev/null; then
+  step "installing pkg-config and libssl-dev (build dependency)"
+  apt-get install -y pkg-config libssl-dev >/dev/null || sudo apt-get install -y pkg-config libssl-dev >/dev/null
+fi
+
 step "host side, CLI and end-to-end tests (builds the static exec first)"
 cargo test --locked
 
