@@ -148,7 +148,7 @@ pub struct JsonArg {
 pub enum Backend {
     /// A child process: no isolation from the host, for development.
     Process,
-    /// A KVM virtual machine with Keep's microkernel (not implemented yet).
+    /// A KVM virtual machine with Keep's microkernel (needs /dev/kvm; no dirs or sockets yet).
     Kvm,
     /// AMD SEV-SNP (not implemented yet).
     SevSnp,

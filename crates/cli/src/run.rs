@@ -18,10 +18,7 @@ const MAX_WORKLOAD_BYTES: u64 = 1 << 30;
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     match args.backend {
-        Backend::Process => {}
-        Backend::Kvm => bail!(
-            "backend kvm: the KVM Keep is not implemented yet (see `keep platform info`); use --backend process"
-        ),
+        Backend::Process | Backend::Kvm => {}
         Backend::SevSnp | Backend::Tdx => bail!(
             "backend {:?}: not implemented yet, and this machine has no such hardware (see `keep platform info`)",
             args.backend
@@ -36,6 +33,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("keep: warning: {w}");
     }
     let (mut spec, host_limits) = launch_spec(&args, &manifest)?;
+    if args.backend == Backend::Kvm {
+        return run_kvm(&args, spec, workload, host_limits);
+    }
     let cache_dir = keep_host::ExecImage::default_cache_dir();
     if !args.no_cache {
         spec.compile_cache_dir = Some(cache_dir.join("modules").display().to_string());
@@ -56,6 +56,37 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         err,
     )?;
     Ok(report(&args, &result))
+}
+
+/// The same workload in a KVM Keep (`keep-vmm`): the exec boots in a VM and the
+/// launch channel is relayed by the VMM.
+fn run_kvm(
+    args: &RunArgs,
+    spec: LaunchSpec,
+    workload: Vec<u8>,
+    limits: HostLimits,
+) -> Result<ExitCode> {
+    let backend = keep_host::KvmBackend::new().map_err(|_| {
+        anyhow::anyhow!(
+            "backend kvm: /dev/kvm is not available on this machine (see `keep platform info`); use --backend process"
+        )
+    })?;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
+    let err = std::fs::File::from(std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()?);
+    let result = backend
+        .run(
+            RunRequest {
+                spec,
+                workload,
+                limits,
+            },
+            out,
+            err,
+        )
+        .map_err(|e| anyhow::anyhow!("backend kvm: {e}"))?;
+    Ok(report(args, &result))
 }
 
 fn read_workload(path: &Path) -> Result<Vec<u8>> {

@@ -13,12 +13,14 @@
 
 mod attested;
 mod exec_image;
+mod kvm;
 mod platform;
 mod process;
 mod result;
 
 pub use attested::AttestedKeep;
 pub use exec_image::{EXEC_SHA384, ExecImage};
+pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend};
 pub use platform::{BackendKind, BackendStatus, PlatformInfo, probe};
 pub use process::{HostLimits, LaunchError, ProcessBackend, RunRequest};
 pub use result::{EXIT_KEEP_ERROR, EXIT_TRAP, RunResult, exit_code_for_limit};

@@ -57,6 +57,12 @@ pub enum LaunchError {
     Channel(String),
     #[error("the exec spoke launch protocol {0}, this host speaks {PROTOCOL_VERSION}")]
     Protocol(u32),
+    #[error("the kvm backend needs /dev/kvm, which cannot be opened here")]
+    NoKvm,
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot start the KVM Keep: {0}")]
+    Vmm(String),
 }
 
 /// Launches Keeps as child processes.
@@ -174,7 +180,7 @@ impl ProcessBackend {
     }
 }
 
-enum ConverseError {
+pub(crate) enum ConverseError {
     /// The exec speaks another launch protocol version.
     Protocol(u32),
     Wire(WireError),
@@ -186,7 +192,7 @@ struct Hello {
 }
 
 /// The host's half of the launch protocol.
-fn converse(
+pub(crate) fn converse(
     channel: &mut UnixStream,
     request: &RunRequest,
     warnings: &mut Vec<String>,

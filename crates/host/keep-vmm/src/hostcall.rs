@@ -51,6 +51,9 @@ pub(crate) enum Request {
         cr2: u64,
     },
     Abort(String),
+    /// Sleep this many nanoseconds (served by the VMM's run loop, which checks the
+    /// limits while it sleeps).
+    Sleep(u64),
 }
 
 fn arg(block: &[u8], i: usize) -> u64 {
@@ -105,6 +108,7 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
             cr2: a(3),
         },
         call::ABORT => Request::Abort(text(block, a(0), a(1))?),
+        call::SLEEP => Request::Sleep(a(0)),
         other => return Err(Error::Protocol(format!("unknown host call {other}"))),
     })
 }
@@ -207,24 +211,7 @@ impl HostCallServer for StdioServer {
                     },
                 }
             }
-            HostCall::Clock { id } => {
-                let t = match id {
-                    0 | 5 | 8 | 11 => SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .unwrap_or_default(),
-                    1 | 4 | 6 | 7 | 2 | 3 => self.start.elapsed(),
-                    _ => {
-                        return RawReply {
-                            ret: -EINVAL,
-                            val: [0; 3],
-                        };
-                    }
-                };
-                RawReply {
-                    ret: 0,
-                    val: [t.as_secs(), u64::from(t.subsec_nanos()), 0],
-                }
-            }
+            HostCall::Clock { id } => clock_reply(id, self.start),
         }
     }
 
@@ -234,6 +221,134 @@ impl HostCallServer for StdioServer {
             return;
         }
         if !self.capture {
+            eprintln!("keep: {line}");
+        }
+        self.log.push(line.to_string());
+    }
+}
+
+/// The host's clocks for CLOCK: realtime-like ids from the system clock, the
+/// others from `start` (the Keep's own monotonic time).
+fn clock_reply(id: u32, start: std::time::Instant) -> RawReply {
+    let t = match id {
+        0 | 5 | 8 | 11 => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+        1 | 4 | 6 | 7 | 2 | 3 => start.elapsed(),
+        _ => {
+            return RawReply {
+                ret: -EINVAL,
+                val: [0; 3],
+            };
+        }
+    };
+    RawReply {
+        ret: 0,
+        val: [t.as_secs(), u64::from(t.subsec_nanos()), 0],
+    }
+}
+
+/// A stream the launch channel is relayed to (a `UnixStream`, say).
+pub trait ChannelStream: Read + Write + Send {}
+impl<T: Read + Write + Send> ChannelStream for T {}
+
+/// Relays the Keep's streams to the host's: stdin (fd 0) from a reader, stdout and
+/// stderr (fds 1, 2) to writers, and the launch channel (fd 3) to a stream, byte
+/// for byte, so the host speaks the same keep-wire protocol to the exec in a Keep
+/// as to an exec in a process. Time from the host's clocks.
+pub struct RelayServer {
+    stdin: Option<Box<dyn Read + Send>>,
+    stdout: Box<dyn Write + Send>,
+    stderr: Box<dyn Write + Send>,
+    channel: Option<Box<dyn ChannelStream>>,
+    start: std::time::Instant,
+    /// Log lines from the shim (kept, not printed, unless `echo_log`).
+    pub log: Vec<String>,
+    pub echo_log: bool,
+}
+
+const EPIPE: i64 = 32;
+
+impl RelayServer {
+    /// stdin: None reads as empty.
+    pub fn new(
+        stdin: Option<Box<dyn Read + Send>>,
+        stdout: Box<dyn Write + Send>,
+        stderr: Box<dyn Write + Send>,
+        channel: Option<Box<dyn ChannelStream>>,
+    ) -> Self {
+        Self {
+            stdin,
+            stdout,
+            stderr,
+            channel,
+            start: std::time::Instant::now(),
+            log: Vec::new(),
+            echo_log: false,
+        }
+    }
+}
+
+fn count(r: std::io::Result<usize>) -> RawReply {
+    RawReply {
+        ret: match r {
+            Ok(n) => n as i64,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => -EPIPE,
+            Err(_) => -EIO,
+        },
+        val: [0; 3],
+    }
+}
+
+impl HostCallServer for RelayServer {
+    fn serve(&mut self, call: &HostCall, data: &mut [u8]) -> RawReply {
+        let bad = RawReply {
+            ret: -EBADF,
+            val: [0; 3],
+        };
+        match *call {
+            HostCall::Write { fd, offset, len } => {
+                let bytes = &data[offset..offset + len];
+                let sink: &mut dyn Write = match fd {
+                    1 => &mut self.stdout,
+                    2 => &mut self.stderr,
+                    3 => match self.channel.as_mut() {
+                        Some(c) => c,
+                        None => return bad,
+                    },
+                    _ => return bad,
+                };
+                let r = sink.write_all(bytes).and_then(
+                    |()| {
+                        if fd == 3 { sink.flush() } else { Ok(()) }
+                    },
+                );
+                count(r.map(|()| len))
+            }
+            HostCall::Read { fd, max } => {
+                let buf = &mut data[..max];
+                let r = match fd {
+                    0 => match self.stdin.as_mut() {
+                        Some(s) => s.read(buf),
+                        None => Ok(0),
+                    },
+                    3 => match self.channel.as_mut() {
+                        Some(c) => c.read(buf),
+                        None => return bad,
+                    },
+                    _ => return bad,
+                };
+                count(r)
+            }
+            HostCall::Clock { id } => clock_reply(id, self.start),
+        }
+    }
+
+    fn log(&mut self, line: &str) {
+        if self.log.len() >= MAX_LOG_LINES {
+            return;
+        }
+        if self.echo_log {
             eprintln!("keep: {line}");
         }
         self.log.push(line.to_string());

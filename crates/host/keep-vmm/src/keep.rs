@@ -55,6 +55,12 @@ pub struct Exit {
     pub stats: Stats,
 }
 
+/// What a request leaves for the run loop.
+enum Served {
+    Exit(i32),
+    Sleep(u64),
+}
+
 pub struct Keep {
     // Field order matters for Drop: the vCPU and VM go before their memory.
     vcpu: VcpuFd,
@@ -220,7 +226,18 @@ impl Keep {
             stats.first_call.get_or_insert_with(|| start.elapsed());
             match self.serve(server) {
                 Ok(None) => {}
-                Ok(Some(code)) => break Ok(code),
+                Ok(Some(Served::Sleep(ns))) => {
+                    // In slices, so a limit or a kill ends the sleep promptly.
+                    let until = Instant::now() + Duration::from_nanos(ns);
+                    while dog.fired() == 0 {
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        std::thread::sleep((until - now).min(Duration::from_millis(5)));
+                    }
+                }
+                Ok(Some(Served::Exit(code))) => break Ok(code),
                 Err(e) => break Err(e),
             }
         };
@@ -229,8 +246,8 @@ impl Keep {
         result.map(|code| Exit { code, stats })
     }
 
-    /// Serves one request; Some(code) when the payload exited.
-    fn serve(&mut self, server: &mut dyn HostCallServer) -> Result<Option<i32>, Error> {
+    /// Serves one request; Some when the run loop has more to do.
+    fn serve(&mut self, server: &mut dyn HostCallServer) -> Result<Option<Served>, Error> {
         let block = self
             .mem
             .slice_mut(CALL_BLOCK_GPA, CALL_BLOCK_SIZE as usize)?;
@@ -245,7 +262,8 @@ impl Keep {
                 server.log(&line);
                 Ok(None)
             }
-            Request::Exit(code) => Ok(Some(code)),
+            Request::Exit(code) => Ok(Some(Served::Exit(code))),
+            Request::Sleep(ns) => Ok(Some(Served::Sleep(ns))),
             Request::Fault {
                 vector,
                 error_code,

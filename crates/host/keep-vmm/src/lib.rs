@@ -28,7 +28,8 @@ mod watchdog;
 
 pub use error::Error;
 pub use hostcall::{
-    DATA_CAPACITY as CALL_DATA_CAPACITY, HostCall, HostCallServer, RawReply, StdioServer,
+    ChannelStream, DATA_CAPACITY as CALL_DATA_CAPACITY, HostCall, HostCallServer, RawReply,
+    RelayServer, StdioServer,
 };
 pub use keep::{Exit, Keep, KeepConfig, Stats};
 pub use measure::launch_digest;

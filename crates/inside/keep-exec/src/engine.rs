@@ -12,6 +12,20 @@ pub fn build(spec: &LaunchSpec) -> Result<Engine> {
     config.parallel_compilation(spec.parallel_compilation);
     config.epoch_interruption(spec.limits.cpu_ms.is_some());
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    if crate::in_kvm_keep() {
+        // Inside the KVM Keep: one thread, no signals (the shim delivers none), and
+        // memory that is allocated when mapped (the shim has no demand paging), so
+        // no guard regions or large reservations: explicit bounds checks, and linear
+        // memories that move when they grow.
+        config.parallel_compilation(false);
+        config.signals_based_traps(false);
+        config.memory_reservation(0);
+        config.memory_guard_size(0);
+        config.memory_reservation_for_growth(1 << 20);
+        config.guard_before_linear_memory(false);
+        config.memory_init_cow(false);
+        return Engine::new(&config);
+    }
     if let Some(dir) = &spec.compile_cache_dir {
         let mut cache = wasmtime::CacheConfig::new();
         cache.with_directory(dir);

@@ -29,7 +29,35 @@ use std::process::ExitCode;
 
 use keep_wire::{ExitReport, FrameKind, Outcome, RunStats, read_frame, write_json};
 
+/// Whether the exec runs inside a KVM Keep: the VMM says so in the (measured)
+/// boot environment, `KEEP_BACKEND=kvm`. On the process backend the environment is
+/// empty. The binary is the same; only how wasmtime is configured differs (one
+/// thread, no signals, no large virtual-memory reservations).
+pub(crate) fn in_kvm_keep() -> bool {
+    static KVM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KVM.get_or_init(|| std::env::var_os("KEEP_BACKEND").is_some_and(|v| v == "kvm"))
+}
+
 fn main() -> ExitCode {
+    // wasmtime-wasi runs its host calls on an ambient tokio runtime, multi-threaded
+    // unless one is already entered. A Keep has one thread: enter a current-thread
+    // runtime for the whole run.
+    let runtime = in_kvm_keep().then(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    let _entered = match &runtime {
+        Some(Ok(rt)) => Some(rt.enter()),
+        Some(Err(e)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "keep-exec: cannot start the runtime: {e}"
+            );
+            return ExitCode::from(125);
+        }
+        None => None,
+    };
     let mut channel = match channel::adopt() {
         Ok(c) => c,
         Err(e) => {
@@ -92,9 +120,13 @@ const EXIT_HOST_GONE: i32 = 125;
 
 /// While the workload runs, anything more from the host (or the host going away)
 /// ends the Keep: the host stays in control of its resources.
+/// In a KVM Keep there is no second thread: the VMM stops the Keep itself.
 pub(crate) fn watch_host(channel: &channel::Channel) {
+    if in_kvm_keep() {
+        return;
+    }
     if let Ok(mut watch) = channel.try_clone() {
-        std::thread::spawn(move || {
+        let _ = std::thread::Builder::new().spawn(move || {
             let _ = read_frame(&mut watch, keep_wire::MAX_CONTROL_FRAME);
             std::process::exit(EXIT_HOST_GONE);
         });

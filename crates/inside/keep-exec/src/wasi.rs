@@ -22,7 +22,24 @@ pub fn builder(
     b.args(&spec.args);
     b.envs(&spec.env);
     if spec.stdio[0] == StdioTarget::Inherit {
-        b.inherit_stdin();
+        if crate::in_kvm_keep() {
+            // wasmtime-wasi reads an inherited stdin on a worker thread; the Keep
+            // has one thread, so stdin is read in place (the host blocks until
+            // there is input), and sleeps happen on this thread too.
+            use std::os::fd::AsFd;
+            let stdin = std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot open stdin")?;
+            b.stdin(wasmtime_wasi::cli::InputFile::new(std::fs::File::from(
+                stdin,
+            )));
+        } else {
+            b.inherit_stdin();
+        }
+    }
+    if crate::in_kvm_keep() {
+        b.allow_blocking_current_thread(true);
     }
     if spec.stdio[1] == StdioTarget::Inherit {
         b.inherit_stdout();

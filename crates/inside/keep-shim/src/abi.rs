@@ -90,6 +90,9 @@ pub mod call {
     pub const LOG: u32 = 6;
     /// args: offset, len of the reason. No reply: the shim refused something and stops.
     pub const ABORT: u32 = 7;
+    /// args: nanoseconds. The VMM sleeps (at most until a limit stops the Keep);
+    /// the reply is ignored. For timeouts of the payload's only thread.
+    pub const SLEEP: u32 = 8;
 }
 
 /// Header of the call block, at offset 0.

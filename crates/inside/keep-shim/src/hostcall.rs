@@ -118,6 +118,14 @@ pub fn log(line: &[u8]) {
     request(call::LOG, [0, n as u64, 0, 0]);
 }
 
+/// Sleeps in the host for `ns` nanoseconds (the reply is ignored: a host that
+/// returns early or late only changes timing, which it controls anyway).
+pub fn sleep(ns: u64) {
+    if ns > 0 {
+        request(call::SLEEP, [ns, 0, 0, 0]);
+    }
+}
+
 pub fn exit(code: i32) -> ! {
     request(call::EXIT, [code as u32 as u64, 0, 0, 0]);
     cpu::halt_forever()

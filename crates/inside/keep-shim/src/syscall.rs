@@ -9,6 +9,7 @@ use core::arch::naked_asm;
 use crate::abi::{PAGE_SIZE, USER_TOP};
 use crate::cpu::{self, XSAVE_ENABLED};
 use crate::elf::{STACK_SIZE, STACK_TOP};
+use crate::fd;
 use crate::global::Global;
 use crate::hostcall::{self, DATA_CAPACITY};
 use crate::mm;
@@ -31,6 +32,13 @@ const EINVAL: i64 = 22;
 const ENOTTY: i64 = 25;
 const ENODEV: i64 = 19;
 const ENOSYS: i64 = 38;
+const ENOENT: i64 = 2;
+const EROFS: i64 = 30;
+const ESPIPE: i64 = 29;
+const ERANGE: i64 = 34;
+const ETIMEDOUT: i64 = 110;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const O_CLOEXEC: u64 = 0o2000000;
 
 /// Registers saved by the entry code, lowest address first.
 #[repr(C)]
@@ -114,8 +122,19 @@ extern "C" fn dispatch(f: &mut Frame) {
     let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
     let ret = match f.rax {
         0 => sys_read(a0, a1, a2),
-        7 => sys_poll(a0, a1),
         1 => sys_write(a0, a1, a2),
+        262 if a3 & AT_EMPTY_PATH != 0 => sys_fstatat(a0, a1, a2),
+        2 => sys_open(a0, a1),
+        257 => sys_open(a1, a2),
+        // No file system in the Keep: nothing can be looked up or read as a link
+        // (stat, lstat, access, readlink, newfstatat, readlinkat, faccessat,
+        // faccessat2).
+        4 | 6 | 21 | 89 | 262 | 267 | 269 | 439 => -ENOENT,
+        83 | 258 => -EROFS, // mkdir, mkdirat
+        3 => fd::close(a0),
+        5 => sys_fstat(a0, a1),
+        7 => sys_poll(a0, a1, poll_timeout_ms(a2)),
+        8 => sys_lseek(a0),
         9 => sys_mmap(a0, a1, a2, a3, a4, a5),
         10 => sys_mprotect(a0, a1, a2),
         11 => sys_munmap(a0, a1),
@@ -124,14 +143,41 @@ extern "C" fn dispatch(f: &mut Frame) {
         16 => sys_ioctl(a0, a1),
         19 => sys_readv(a0, a1, a2),
         20 => sys_writev(a0, a1, a2),
+        24 => 0, // sched_yield: there is no other thread
         28 => sys_madvise(a0, a1, a2),
+        32 => fd::dup(a0, 0, false),
+        33 => fd::dup_to(a0, a1, false),
+        292 if a2 & !O_CLOEXEC == 0 && a0 != a1 => fd::dup_to(a0, a1, a2 != 0),
+        292 => -EINVAL,
+        35 => sys_nanosleep(a0),
         39 | 186 => 1, // getpid, gettid: the payload is process 1
+        // clone, fork, vfork, clone3: one thread only (std's thread::Builder::spawn
+        // and pthread_create report the error).
+        56..=58 | 435 => -EAGAIN,
+        44 => sys_write(a0, a1, a2), // sendto on the channel: a write (no address)
+        45 => sys_recvfrom(a0, a1, a2, a4, a5),
+        48 => fd::get(a0).map_or_else(|e| e, |_| 0), // shutdown: accepted
         60 | 231 => hostcall::exit(a0 as i32),
+        62 | 200 | 234 => sys_kill(if f.rax == 234 { a2 } else { a1 }),
         63 => sys_uname(a0),
+        72 => fd::fcntl(a0, a1, a2),
+        79 => sys_getcwd(a0, a1),
+        102 | 104 | 107 | 108 => 0, // getuid, getgid, geteuid, getegid
+        140 => 20,                  // getpriority: nice 0
+        141 => 0,                   // setpriority: accepted
         158 => sys_arch_prctl(a0, a1),
         131 => sys_sigaltstack(a1),
+        202 => sys_futex(a0, a1, a2, a3),
+        204 => sys_sched_getaffinity(a1, a2),
         218 => 1, // set_tid_address: returns the tid
         228 => sys_clock_gettime(a0, a1),
+        230 => sys_clock_nanosleep(a0, a1, a2),
+        271 => match timespec_ms(a2) {
+            Ok(t) => sys_poll(a0, a1, t),
+            Err(e) => e,
+        },
+        273 => 0,       // set_robust_list: nothing to clean up after a thread
+        334 => -ENOSYS, // rseq: glibc copes; not worth a log line
         302 => sys_prlimit64(a0, a1, a2, a3),
         318 => sys_getrandom(a0, a1),
         nr => unsupported(nr),
@@ -164,8 +210,8 @@ fn unsupported(nr: u64) -> i64 {
 }
 
 fn write_fd(fd: u64) -> Result<u32, i64> {
-    match fd {
-        1 | 2 => Ok(fd as u32),
+    match fd::get(fd) {
+        Ok(f) if f.writable() => Ok(f.host_fd()),
         _ => Err(-EBADF),
     }
 }
@@ -244,22 +290,79 @@ fn sys_writev(fd: u64, iov: u64, cnt: u64) -> i64 {
     }
 }
 
+/// open/openat: only the random devices exist (for libraries that read them
+/// instead of calling getrandom, e.g. when a static binary cannot find the libc
+/// function); every other path is ENOENT.
+fn sys_open(path: u64, flags: u64) -> i64 {
+    let mut name = [0u8; 16];
+    let mut n = 0;
+    loop {
+        if n == name.len() || !mm::user_range_ok(path + n as u64, 1, false) {
+            return if n == name.len() { -ENOENT } else { -EFAULT };
+        }
+        // SAFETY: one byte checked mapped.
+        let c = unsafe { core::ptr::read((path + n as u64) as *const u8) };
+        if c == 0 {
+            break;
+        }
+        name[n] = c;
+        n += 1;
+    }
+    match &name[..n] {
+        b"/dev/urandom" | b"/dev/random" => fd::open(fd::File::Random, flags & O_CLOEXEC != 0),
+        _ => -ENOENT,
+    }
+}
+
 fn sys_read(fd: u64, buf: u64, len: u64) -> i64 {
-    if fd != 0 {
-        return -EBADF;
+    let file = match fd::get(fd) {
+        Ok(f) if f.readable() => f,
+        _ => return -EBADF,
+    };
+    if file == fd::File::Random {
+        return sys_getrandom(buf, len);
     }
     if !mm::user_range_ok(buf, len, true) {
         return -EFAULT;
     }
-    match hostcall::read_staged(0, len as usize) {
-        Ok((off, n)) => {
-            // SAFETY: off+n is inside the data area (checked by read_staged) and
-            // n <= len bytes of the user buffer were checked writable.
-            unsafe { core::ptr::copy_nonoverlapping(hostcall::data().add(off), buf as *mut u8, n) };
-            n as i64
+    let mut done = 0u64;
+    loop {
+        let want = (len - done) as usize;
+        match hostcall::read_staged(file.host_fd(), want) {
+            Ok((off, n)) => {
+                // SAFETY: off+n is inside the data area (checked by read_staged) and
+                // n <= len - done bytes of the user buffer were checked writable.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        hostcall::data().add(off),
+                        (buf + done) as *mut u8,
+                        n,
+                    )
+                };
+                done += n as u64;
+                // The channel carries frames the exec reads exactly: a large read
+                // is served in call-block-sized pieces without returning in between.
+                // Other streams return what the host had (a short read).
+                if file != fd::File::Channel || n < want.min(DATA_CAPACITY) || done == len {
+                    return done as i64;
+                }
+            }
+            Err(e) if done == 0 => return e,
+            Err(_) => return done as i64,
         }
-        Err(e) => e,
     }
+}
+
+/// recvfrom on the channel: a read; the peer has no address.
+fn sys_recvfrom(fd: u64, buf: u64, len: u64, addr: u64, addrlen: u64) -> i64 {
+    if addr != 0 && addrlen != 0 {
+        if !mm::user_range_ok(addrlen, 4, true) {
+            return -EFAULT;
+        }
+        // SAFETY: 4 bytes checked writable.
+        unsafe { core::ptr::write_unaligned(addrlen as *mut u32, 0) };
+    }
+    sys_read(fd, buf, len)
 }
 
 fn sys_readv(fd: u64, iov: u64, cnt: u64) -> i64 {
@@ -380,11 +483,14 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> i64 {
 }
 
 fn sys_ioctl(fd: u64, req: u64) -> i64 {
-    const TIOCGWINSZ: u64 = 0x5413;
-    match (fd, req) {
-        (0..=2, TIOCGWINSZ) => -ENOTTY,
-        (0..=2, _) => -ENOTTY,
-        _ => -EBADF,
+    const FIONBIO: u64 = 0x5421;
+    const FIOCLEX: u64 = 0x5451;
+    match (fd::get(fd), req) {
+        (Err(e), _) => e,
+        (Ok(_), FIONBIO) => 0,
+        (Ok(_), FIOCLEX) => fd::fcntl(fd, 2, 1),
+        // TIOCGWINSZ and every other terminal request: not a terminal.
+        (Ok(_), _) => -ENOTTY,
     }
 }
 
@@ -466,9 +572,13 @@ fn sys_getrandom(buf: u64, len: u64) -> i64 {
 
 const EAGAIN: i64 = 11;
 
-/// poll: fds 0-2 are open (no events ready); anything else is POLLNVAL. Never
-/// waits: there is nothing in the Keep yet that could become ready.
-fn sys_poll(fds: u64, nfds: u64) -> i64 {
+/// poll/ppoll: a valid descriptor is ready for what its stream can do (a read or
+/// write then waits in the host until it can proceed: there is no other thread
+/// that could run meanwhile); other descriptors get POLLNVAL. With nothing ready,
+/// a timeout is slept in the host; waiting forever would be a deadlock.
+fn sys_poll(fds: u64, nfds: u64, timeout_ms: Option<u64>) -> i64 {
+    const POLLIN: u16 = 0x1;
+    const POLLOUT: u16 = 0x4;
     const POLLNVAL: u16 = 0x20;
     if nfds > 1024 {
         return -EINVAL;
@@ -483,15 +593,222 @@ fn sys_poll(fds: u64, nfds: u64) -> i64 {
         // { int fd; short events; short revents; }.
         unsafe {
             let fd = core::ptr::read(entry as *const i32);
-            // Negative fds are ignored by poll; 0-2 are open.
-            let revents = if fd <= 2 { 0 } else { POLLNVAL };
+            let events = core::ptr::read((entry + 4) as *const u16);
+            let revents = if fd < 0 {
+                0 // ignored, as Linux does
+            } else {
+                match fd::get(fd as u64) {
+                    Ok(f) => {
+                        let can = if f.readable() { POLLIN } else { 0 }
+                            | if f.writable() { POLLOUT } else { 0 };
+                        events & can
+                    }
+                    Err(_) => POLLNVAL,
+                }
+            };
             core::ptr::write((entry + 6) as *mut u16, revents);
             if revents != 0 {
                 ready += 1;
             }
         }
     }
+    if ready == 0 {
+        match timeout_ms {
+            Some(0) => {}
+            Some(ms) => hostcall::sleep(ms.saturating_mul(1_000_000)),
+            None if nfds == 0 => {
+                hostcall::abort("deadlock: poll with no descriptors and no timeout")
+            }
+            None => hostcall::abort(
+                "deadlock: poll waits forever on descriptors that cannot become ready",
+            ),
+        }
+    }
     ready
+}
+
+/// poll's timeout argument: negative waits forever (None).
+fn poll_timeout_ms(t: u64) -> Option<u64> {
+    let t = t as i32;
+    u64::try_from(t).ok()
+}
+
+/// A relative timespec at `ts` (NULL: forever) in milliseconds, rounded up.
+fn timespec_ms(ts: u64) -> Result<Option<u64>, i64> {
+    if ts == 0 {
+        return Ok(None);
+    }
+    let ns = read_timespec_ns(ts)?;
+    Ok(Some(ns.div_ceil(1_000_000)))
+}
+
+/// Reads a struct timespec and returns it in nanoseconds.
+fn read_timespec_ns(ts: u64) -> Result<u64, i64> {
+    if !mm::user_range_ok(ts, 16, false) {
+        return Err(-EFAULT);
+    }
+    // SAFETY: 16 bytes checked mapped.
+    let [sec, nsec] = unsafe { core::ptr::read_unaligned(ts as *const [i64; 2]) };
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(-EINVAL);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64))
+}
+
+fn sys_nanosleep(req: u64) -> i64 {
+    match read_timespec_ns(req) {
+        Ok(ns) => {
+            hostcall::sleep(ns);
+            0
+        }
+        Err(e) => e,
+    }
+}
+
+fn sys_clock_nanosleep(clock: u64, flags: u64, req: u64) -> i64 {
+    const TIMER_ABSTIME: u64 = 1;
+    let ns = match read_timespec_ns(req) {
+        Ok(ns) => ns,
+        Err(e) => return -e, // clock_nanosleep returns the error number itself
+    };
+    let ns = if flags & TIMER_ABSTIME != 0 {
+        match hostcall::clock(clock as u32) {
+            Ok((s, n)) => ns.saturating_sub((s as u64).saturating_mul(1_000_000_000) + n as u64),
+            Err(e) => return -e,
+        }
+    } else {
+        ns
+    };
+    hostcall::sleep(ns);
+    0
+}
+
+/// futex for a Keep with one thread: a wake finds no waiter; a wait whose value
+/// still matches can only end by its timeout (slept in the host); without a
+/// timeout nobody could ever wake it, so the Keep stops with "deadlock".
+fn sys_futex(uaddr: u64, op: u64, val: u64, timeout: u64) -> i64 {
+    const FUTEX_WAIT: u64 = 0;
+    const FUTEX_WAKE: u64 = 1;
+    const FUTEX_WAIT_BITSET: u64 = 9;
+    const FUTEX_WAKE_BITSET: u64 = 10;
+    const FUTEX_CLOCK_REALTIME: u64 = 256;
+    let cmd = op & 0x7f;
+    match cmd {
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => 0,
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            if !uaddr.is_multiple_of(4) {
+                return -EINVAL;
+            }
+            if !mm::user_range_ok(uaddr, 4, false) {
+                return -EFAULT;
+            }
+            // SAFETY: 4 aligned bytes checked mapped.
+            let cur = unsafe { core::ptr::read_volatile(uaddr as *const u32) };
+            if cur != val as u32 {
+                return -EAGAIN;
+            }
+            if timeout == 0 {
+                hostcall::abort(
+                    "deadlock: the Keep's only thread waits on a futex with no timeout",
+                );
+            }
+            let ns = match read_timespec_ns(timeout) {
+                Ok(ns) => ns,
+                Err(e) => return e,
+            };
+            let ns = if cmd == FUTEX_WAIT_BITSET {
+                // An absolute deadline on CLOCK_MONOTONIC (or REALTIME).
+                let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+                match hostcall::clock(clock) {
+                    Ok((s, n)) => {
+                        ns.saturating_sub((s as u64).saturating_mul(1_000_000_000) + n as u64)
+                    }
+                    Err(e) => return e,
+                }
+            } else {
+                ns
+            };
+            hostcall::sleep(ns);
+            -ETIMEDOUT
+        }
+        _ => -ENOSYS,
+    }
+}
+
+fn sys_sched_getaffinity(len: u64, mask: u64) -> i64 {
+    if len < 8 || !len.is_multiple_of(8) {
+        return -EINVAL;
+    }
+    if !mm::user_range_ok(mask, 8, true) {
+        return -EFAULT;
+    }
+    // SAFETY: 8 bytes checked writable. One CPU: bit 0.
+    unsafe { core::ptr::write_unaligned(mask as *mut u64, 1) };
+    8
+}
+
+/// kill/tkill/tgkill aimed at the payload itself (e.g. abort's SIGABRT): no signal
+/// handler ever runs in the Keep, so a fatal signal ends it with 128 + signal.
+fn sys_kill(sig: u64) -> i64 {
+    if sig == 0 {
+        return 0;
+    }
+    if sig > 64 {
+        return -EINVAL;
+    }
+    hostcall::exit(128 + sig as i32)
+}
+
+fn sys_getcwd(buf: u64, size: u64) -> i64 {
+    if size < 2 {
+        return -ERANGE;
+    }
+    if !mm::user_range_ok(buf, 2, true) {
+        return -EFAULT;
+    }
+    // SAFETY: 2 bytes checked writable.
+    unsafe { core::ptr::copy_nonoverlapping(b"/\0".as_ptr(), buf as *mut u8, 2) };
+    2
+}
+
+fn sys_lseek(fd: u64) -> i64 {
+    match fd::get(fd) {
+        Ok(_) => -ESPIPE,
+        Err(e) => e,
+    }
+}
+
+/// fstat: streams only; the mode says socket (channel) or character device.
+fn sys_fstat(fd: u64, buf: u64) -> i64 {
+    let file = match fd::get(fd) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    if !mm::user_range_ok(buf, 144, true) {
+        return -EFAULT;
+    }
+    // SAFETY: 144 bytes (struct stat on x86_64) checked writable.
+    unsafe {
+        core::ptr::write_bytes(buf as *mut u8, 0, 144);
+        core::ptr::write_unaligned((buf + 16) as *mut u64, 1); // st_nlink
+        core::ptr::write_unaligned((buf + 24) as *mut u32, file.mode()); // st_mode
+        core::ptr::write_unaligned((buf + 56) as *mut u64, 4096); // st_blksize
+    }
+    0
+}
+
+/// newfstatat(fd, "", buf, AT_EMPTY_PATH): fstat; any real path is ENOENT.
+fn sys_fstatat(fd: u64, path: u64, buf: u64) -> i64 {
+    if !mm::user_range_ok(path, 1, false) {
+        return -EFAULT;
+    }
+    // SAFETY: 1 byte checked mapped.
+    if unsafe { core::ptr::read(path as *const u8) } != 0 {
+        return -ENOENT;
+    }
+    sys_fstat(fd, buf)
 }
 
 /// sigaltstack: accepted (no signal is ever delivered); reports "disabled".

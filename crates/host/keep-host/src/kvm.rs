@@ -1,0 +1,271 @@
+//! The KVM backend: the same exec, inside a KVM Keep (`keep-vmm` + `keep-shim`).
+//!
+//! The host speaks the identical launch protocol: its end of a socketpair goes to
+//! [`converse`](crate::process), the other end to the VMM, which relays the bytes
+//! the shim sends and receives on the exec's fd 3 through the call block. stdout
+//! and stderr are relayed (and counted against the output cap), stdin is read
+//! from the host's stdin when the spec inherits it. Memory is fixed at launch;
+//! wall-clock and CPU time are enforced by the VMM's watchdog.
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use keep_vmm::{Keep, KeepConfig, KillHandle, RelayServer};
+use keep_wire::{LaunchSpec, Limit, Outcome, StdioTarget};
+
+use crate::exec_image::ExecImage;
+use crate::process::{ConverseError, LaunchError, RunRequest, converse};
+use crate::result::{HostStats, RunResult};
+
+/// Guest memory for the exec itself (its image, wasmtime, compiled code), on top of
+/// the workload's memory limit.
+pub const KVM_RUNTIME_MEMORY: u64 = 256 << 20;
+/// Workload memory assumed when no limit is given.
+pub const KVM_DEFAULT_WORKLOAD_MEMORY: u64 = 768 << 20;
+/// Largest guest memory the VMM takes.
+pub const KVM_MAX_MEMORY: u64 = 3 << 30;
+
+/// The environment the exec boots with in a KVM Keep (measured with the boot
+/// parameters): it tells the exec to configure wasmtime for one thread and no signals.
+pub const KVM_EXEC_ENV: &str = "KEEP_BACKEND=kvm";
+
+/// Runs Keeps as KVM virtual machines.
+#[derive(Debug, Clone, Default)]
+pub struct KvmBackend;
+
+impl KvmBackend {
+    /// Fails with [`LaunchError::NoKvm`] when /dev/kvm cannot be opened.
+    pub fn new() -> Result<Self, LaunchError> {
+        if !keep_vmm::kvm_available() {
+            return Err(LaunchError::NoKvm);
+        }
+        Ok(Self)
+    }
+
+    /// Guest memory for a workload memory limit: limit + runtime, whole 2 MiB.
+    pub fn guest_memory(workload_memory: Option<u64>) -> Result<u64, LaunchError> {
+        let want = workload_memory
+            .unwrap_or(KVM_DEFAULT_WORKLOAD_MEMORY)
+            .saturating_add(KVM_RUNTIME_MEMORY)
+            .next_multiple_of(2 << 20);
+        if want > KVM_MAX_MEMORY {
+            return Err(LaunchError::Unsupported(format!(
+                "a memory limit of {} MiB needs {} MiB of guest memory; a KVM Keep has at most {} MiB",
+                workload_memory.unwrap_or(0) >> 20,
+                want >> 20,
+                KVM_MAX_MEMORY >> 20
+            )));
+        }
+        Ok(want)
+    }
+
+    /// The boot configuration of a Keep with this much guest memory.
+    pub fn config(mem_size: u64) -> KeepConfig {
+        KeepConfig {
+            mem_size,
+            args: vec!["keep-exec".into()],
+            env: vec![KVM_EXEC_ENV.into()],
+            wall_limit: None,
+            cpu_limit: None,
+        }
+    }
+
+    /// The SHA-384 launch digest of shim + exec + boot parameters for a workload
+    /// memory limit, computed offline (no KVM needed).
+    pub fn measure(workload_memory: Option<u64>) -> Result<([u8; 48], u64), LaunchError> {
+        let mem = Self::guest_memory(workload_memory)?;
+        let digest = Keep::measure(&Self::config(mem), ExecImage::bytes())
+            .map_err(|e| LaunchError::Vmm(e.to_string()))?;
+        Ok((digest, mem))
+    }
+
+    /// Runs one workload to its end, like [`crate::ProcessBackend::run`].
+    pub fn run(
+        &self,
+        request: RunRequest,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
+    ) -> Result<RunResult, LaunchError> {
+        let started = Instant::now();
+        let mut request = request;
+        check_spec(&request.spec)?;
+        let spec = &mut request.spec;
+        // One thread in the Keep; no host directories to cache compiled code in.
+        spec.parallel_compilation = false;
+        spec.compile_cache_dir = None;
+        // CPU time is enforced by the VMM on the vCPU thread (the exec's epoch
+        // ticker would need a second thread).
+        let cpu_ms = spec.limits.cpu_ms.take();
+        let mem = Self::guest_memory(spec.limits.memory_bytes)?;
+        let mut config = Self::config(mem);
+        config.wall_limit = request.limits.wall;
+        config.cpu_limit = cpu_ms.map(Duration::from_millis);
+
+        let (mut channel, vmm_end) =
+            UnixStream::pair().map_err(|e| LaunchError::Channel(e.to_string()))?;
+        let reason: Arc<Mutex<Option<(Limit, String)>>> = Arc::default();
+        let output = Arc::new(AtomicU64::new(0));
+        let cap = request.limits.output_bytes;
+        let (kill_tx, kill_rx) = mpsc::channel::<KillHandle>();
+        let stdin_inherit = spec.stdio[0] == StdioTarget::Inherit;
+        let (reason2, output2) = (reason.clone(), output.clone());
+        let vm = std::thread::Builder::new()
+            .name("keep-vcpu".into())
+            .spawn(move || -> Result<(i32, Duration), keep_vmm::Error> {
+                let keep = Keep::launch(config, ExecImage::bytes())?;
+                let kill = keep.kill_handle();
+                let _ = kill_tx.send(kill.clone());
+                let counter = Counter {
+                    total: output2,
+                    cap,
+                    kill,
+                    reason: reason2,
+                };
+                let stdin: Option<Box<dyn io::Read + Send>> =
+                    stdin_inherit.then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
+                let mut server = RelayServer::new(
+                    stdin,
+                    Box::new(Counted {
+                        sink: stdout,
+                        sink_ok: true,
+                        counter: counter.clone(),
+                    }),
+                    Box::new(Counted {
+                        sink: stderr,
+                        sink_ok: true,
+                        counter,
+                    }),
+                    Some(Box::new(vmm_end)),
+                );
+                server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
+                let result = keep.run(&mut server);
+                let cpu = thread_cpu_time();
+                // Dropping the server closes the VMM's end of the channel, so the
+                // host's conversation ends too.
+                drop(server);
+                result.map(|exit| (exit.code, cpu))
+            })
+            .map_err(|e| LaunchError::Vmm(e.to_string()))?;
+
+        let mut warnings = Vec::new();
+        let report = converse(&mut channel, &request, &mut warnings);
+        if report.is_err()
+            && let Ok(kill) = kill_rx.try_recv()
+        {
+            kill.kill();
+        }
+        drop(channel);
+        let joined = vm
+            .join()
+            .map_err(|_| LaunchError::Vmm("the vCPU thread panicked".into()))?;
+        let host = HostStats {
+            peak_rss_bytes: mem,
+            cpu_time: joined.as_ref().map(|(_, cpu)| *cpu).unwrap_or_default(),
+            wall_time: started.elapsed(),
+            output_bytes: cap.map(|_| output.load(Ordering::Relaxed)),
+        };
+        let recorded = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let outcome = match (&joined, recorded, &report) {
+            (_, Some((limit, detail)), _) => Outcome::LimitExceeded { limit, detail },
+            (Err(keep_vmm::Error::Timeout(d)), _, _) => Outcome::LimitExceeded {
+                limit: Limit::WallClock,
+                detail: format!("still running after {:.3} s", d.as_secs_f64()),
+            },
+            (Err(keep_vmm::Error::CpuLimit(d)), _, _) => Outcome::LimitExceeded {
+                limit: Limit::Cpu,
+                detail: format!(
+                    "used more than {} ms of CPU time (exec start-up and compilation included)",
+                    d.as_millis()
+                ),
+            },
+            (_, None, Ok(r)) => r.outcome.clone(),
+            (_, None, Err(ConverseError::Protocol(v))) => return Err(LaunchError::Protocol(*v)),
+            (Err(e), None, Err(ConverseError::Wire(_))) => Outcome::Failed {
+                message: format!("the KVM Keep stopped: {e}"),
+            },
+            (Ok((code, _)), None, Err(ConverseError::Wire(e))) => Outcome::Failed {
+                message: format!("the exec ended without a report (exit {code}): {e}"),
+            },
+        };
+        Ok(RunResult {
+            outcome,
+            report: report.ok(),
+            host,
+            warnings,
+        })
+    }
+}
+
+/// What the KVM Keep cannot serve yet: the shim has no file system and no
+/// network, so preopened directories and sockets are refused up front.
+fn check_spec(spec: &LaunchSpec) -> Result<(), LaunchError> {
+    if !spec.dirs.is_empty() {
+        return Err(LaunchError::Unsupported(
+            "preopened directories (--dir, --ro-dir, [[dirs]]) are not supported on the kvm backend yet".into(),
+        ));
+    }
+    if !spec.sockets.is_empty() {
+        return Err(LaunchError::Unsupported(
+            "sockets are not supported on the kvm backend yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Counts output against the cap; past it, records the limit and stops the Keep.
+#[derive(Clone)]
+struct Counter {
+    total: Arc<AtomicU64>,
+    cap: Option<u64>,
+    kill: KillHandle,
+    reason: Arc<Mutex<Option<(Limit, String)>>>,
+}
+
+struct Counted {
+    sink: std::fs::File,
+    /// False once the reader went away (`| head`): output is then dropped, as the
+    /// process backend does, so the workload is not stopped by a closed pipe.
+    sink_ok: bool,
+    counter: Counter,
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let c = &self.counter;
+        let before = c.total.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        let mut pass = buf;
+        if let Some(cap) = c.cap
+            && before + buf.len() as u64 > cap
+        {
+            pass = &buf[..usize::try_from(cap.saturating_sub(before)).unwrap_or(0)];
+            let mut reason = c.reason.lock().unwrap_or_else(|e| e.into_inner());
+            if reason.is_none() {
+                *reason = Some((
+                    Limit::Output,
+                    format!("wrote more than {cap} bytes to stdout and stderr"),
+                ));
+                c.kill.kill();
+            }
+        }
+        if self.sink_ok && !pass.is_empty() && self.sink.write_all(pass).is_err() {
+            self.sink_ok = false;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// CPU time of the calling thread (the vCPU thread: guest time included).
+fn thread_cpu_time() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}

@@ -1,0 +1,186 @@
+//! The payload's file descriptors. There are only four open files in a Keep, each
+//! one a stream the host serves through the call block: stdin (host fd 0), stdout
+//! (1), stderr (2) and the launch channel (3, a stream socket whose other end is in
+//! the VMM, so the exec speaks the same keep-wire protocol as on the process
+//! backend). Descriptors are slots naming one of them; `dup`/`fcntl(F_DUPFD*)`
+//! make more slots, `close` frees one. The only paths that open are
+//! `/dev/urandom` and `/dev/random` (served inside, from RDRAND).
+
+use crate::global::Global;
+
+/// One of the Keep's streams; the value is the host's fd number for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum File {
+    Stdin = 0,
+    Stdout = 1,
+    Stderr = 2,
+    Channel = 3,
+    /// /dev/urandom or /dev/random: RDRAND inside the Keep, never the host.
+    Random = 4,
+}
+
+impl File {
+    pub fn host_fd(self) -> u32 {
+        self as u32
+    }
+    pub fn readable(self) -> bool {
+        matches!(self, File::Stdin | File::Channel | File::Random)
+    }
+    pub fn writable(self) -> bool {
+        matches!(self, File::Stdout | File::Stderr | File::Channel)
+    }
+    /// `st_mode` for fstat: the channel is a socket, stdio character devices.
+    pub fn mode(self) -> u32 {
+        const S_IFSOCK: u32 = 0o140000;
+        const S_IFCHR: u32 = 0o020000;
+        match self {
+            File::Channel => S_IFSOCK | 0o777,
+            _ => S_IFCHR | 0o620,
+        }
+    }
+    /// Access mode for F_GETFL.
+    pub fn access(self) -> i64 {
+        const O_RDONLY: i64 = 0;
+        const O_WRONLY: i64 = 1;
+        const O_RDWR: i64 = 2;
+        match self {
+            File::Stdin | File::Random => O_RDONLY,
+            File::Stdout | File::Stderr => O_WRONLY,
+            File::Channel => O_RDWR,
+        }
+    }
+}
+
+pub const MAX_FDS: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    file: File,
+    cloexec: bool,
+}
+
+static FDS: Global<[Option<Slot>; MAX_FDS]> = Global::new({
+    let mut t = [None; MAX_FDS];
+    t[0] = Some(Slot {
+        file: File::Stdin,
+        cloexec: false,
+    });
+    t[1] = Some(Slot {
+        file: File::Stdout,
+        cloexec: false,
+    });
+    t[2] = Some(Slot {
+        file: File::Stderr,
+        cloexec: false,
+    });
+    t[3] = Some(Slot {
+        file: File::Channel,
+        cloexec: false,
+    });
+    t
+});
+
+const EBADF: i64 = 9;
+const EINVAL: i64 = 22;
+const EMFILE: i64 = 24;
+
+fn slot(fd: u64) -> Result<Slot, i64> {
+    let i = usize::try_from(fd).map_err(|_| -EBADF)?;
+    FDS.with(|t| t.get(i).copied().flatten()).ok_or(-EBADF)
+}
+
+/// The stream behind `fd`.
+pub fn get(fd: u64) -> Result<File, i64> {
+    slot(fd).map(|s| s.file)
+}
+
+pub fn close(fd: u64) -> i64 {
+    match usize::try_from(fd) {
+        Ok(i) if i < MAX_FDS => FDS.with(|t| match t[i].take() {
+            Some(_) => 0,
+            None => -EBADF,
+        }),
+        _ => -EBADF,
+    }
+}
+
+/// Opens a new descriptor on `file` (the lowest free one).
+pub fn open(file: File, cloexec: bool) -> i64 {
+    FDS.with(|t| {
+        for (i, s) in t.iter_mut().enumerate() {
+            if s.is_none() {
+                *s = Some(Slot { file, cloexec });
+                return i as i64;
+            }
+        }
+        -EMFILE
+    })
+}
+
+/// A new descriptor for the same stream, the lowest free one at or above `min`.
+pub fn dup(fd: u64, min: u64, cloexec: bool) -> i64 {
+    let file = match get(fd) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    if min >= MAX_FDS as u64 {
+        return -EINVAL;
+    }
+    FDS.with(|t| {
+        for (i, s) in t.iter_mut().enumerate().skip(min as usize) {
+            if s.is_none() {
+                *s = Some(Slot { file, cloexec });
+                return i as i64;
+            }
+        }
+        -EMFILE
+    })
+}
+
+/// dup2/dup3: `new` names the same stream as `old` (closing what it named).
+pub fn dup_to(old: u64, new: u64, cloexec: bool) -> i64 {
+    let file = match get(old) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    match usize::try_from(new) {
+        Ok(i) if i < MAX_FDS => {
+            FDS.with(|t| t[i] = Some(Slot { file, cloexec }));
+            i as i64
+        }
+        _ => -EBADF,
+    }
+}
+
+pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> i64 {
+    const F_DUPFD: u64 = 0;
+    const F_GETFD: u64 = 1;
+    const F_SETFD: u64 = 2;
+    const F_GETFL: u64 = 3;
+    const F_SETFL: u64 = 4;
+    const F_DUPFD_CLOEXEC: u64 = 1030;
+    const FD_CLOEXEC: u64 = 1;
+    let s = match slot(fd) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match cmd {
+        F_DUPFD => dup(fd, arg, false),
+        F_DUPFD_CLOEXEC => dup(fd, arg, true),
+        F_GETFD => i64::from(s.cloexec),
+        F_SETFD => {
+            let i = fd as usize; // slot() checked fd < MAX_FDS
+            FDS.with(|t| {
+                if let Some(x) = t.get_mut(i).and_then(|x| x.as_mut()) {
+                    x.cloexec = arg & FD_CLOEXEC != 0;
+                }
+            });
+            0
+        }
+        F_GETFL => s.file.access(),
+        // O_NONBLOCK and the like: accepted, nothing changes (every stream blocks
+        // in the host until it can proceed).
+        F_SETFL => 0,
+        _ => -EINVAL,
+    }
+}
