@@ -29,6 +29,9 @@ pub enum Command {
     /// Facts about this machine.
     #[command(subcommand)]
     Platform(PlatformCommand),
+    /// The launch digest of a Keep (SHA-384 over shim, exec and boot parameters),
+    /// computed offline: what a Keep launched with these settings measures as.
+    Measure(MeasureArgs),
     /// Verify attestation evidence (SEV-SNP report, TDX or SGX quote) offline,
     /// against a policy.
     Verify(Box<VerifyArgs>),
@@ -129,6 +132,20 @@ pub struct DeployArgs {
     /// Sealed output bytes the host relays at most, e.g. 64MiB.
     #[arg(long, value_name = "SIZE")]
     pub max_output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// Which Keep: kvm (the process backend has no launch digest).
+    #[arg(long, value_enum, default_value = "kvm")]
+    pub backend: Backend,
+    /// The workload memory limit, as for `keep run --memory` (it fixes the guest
+    /// memory, which is measured): guest memory = this + 256 MiB; default 768MiB.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@
 mod cli;
 mod deploy;
 mod init;
+mod measure;
 mod platform;
 mod remote;
 mod run;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(*args),
         cli::Command::Init(args) => init::init(args),
         cli::Command::Platform(cli::PlatformCommand::Info(args)) => platform::info(args),
+        cli::Command::Measure(args) => measure::measure(args),
         cli::Command::Verify(args) => verify::verify(*args),
         cli::Command::Deploy(args) => deploy::deploy(*args),
         cli::Command::Ps(args) => remote::ps(args),

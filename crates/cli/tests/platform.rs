@@ -32,6 +32,7 @@ fn platform_info_lists_every_backend() {
     let process = &v["backends"][0];
     assert_eq!(process["available"], true);
     assert_eq!(process["implemented"], true);
+    assert_eq!(v["backends"][1]["implemented"], true);
     // The kvm line agrees with this machine.
     let kvm = &v["backends"][1];
     assert_eq!(

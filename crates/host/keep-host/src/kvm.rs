@@ -82,6 +82,12 @@ impl KvmBackend {
         Ok((digest, mem))
     }
 
+    /// SHA-384 of the embedded shim (the first measured layer), hex.
+    pub fn shim_sha384() -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha384::digest(keep_vmm::SHIM))
+    }
+
     /// Runs one workload to its end, like [`crate::ProcessBackend::run`].
     pub fn run(
         &self,

@@ -1,0 +1,54 @@
+//! `keep measure`: the launch digest of a KVM Keep, offline.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use keep_host::{EXEC_SHA384, KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend};
+use keep_manifest::parse_size;
+use serde_json::json;
+
+use crate::cli::{Backend, MeasureArgs};
+
+pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
+    if args.backend != Backend::Kvm {
+        bail!(
+            "backend {:?}: only the kvm backend has a launch digest today",
+            args.backend
+        );
+    }
+    let memory = match args.memory.as_deref() {
+        None => None,
+        Some(text) => match parse_size(text) {
+            Ok(0) => bail!("--memory {text}: must be greater than zero"),
+            Ok(n) => Some(n),
+            Err(e) => bail!("--memory: {e}"),
+        },
+    };
+    let (digest, guest) = KvmBackend::measure(memory).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let digest = hex::encode(digest);
+    let shim = KvmBackend::shim_sha384();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "backend": "kvm",
+                "launch_digest": digest,
+                "shim_sha384": shim,
+                "exec_sha384": EXEC_SHA384,
+                "guest_memory_bytes": guest,
+                "runtime_memory_bytes": KVM_RUNTIME_MEMORY,
+                "argv": ["keep-exec"],
+                "env": [KVM_EXEC_ENV],
+            })
+        );
+    } else {
+        println!("sha384:{digest}");
+        println!("  shim  sha384:{shim}");
+        println!("  exec  sha384:{EXEC_SHA384}");
+        println!(
+            "  boot  guest memory {} MiB, argv [keep-exec], env [{KVM_EXEC_ENV}]",
+            guest >> 20
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,210 @@
+//! `keep run --backend kvm` against `--backend process`, through the real binary:
+//! the same fixtures must give the same exit status, stdout and stderr in a KVM
+//! Keep as in a process (limits: the same status and limit named). Skipped, with a
+//! message, where /dev/kvm cannot be opened.
+
+mod common;
+
+use common::{assert_one_line, fixture, run, stderr, stdout};
+
+fn have_kvm() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("skipped: /dev/kvm is not available");
+    }
+    ok
+}
+
+fn with_backend(backend: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec!["run".to_string(), "--backend".into(), backend.into()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Runs `keep run ARGS` on both backends; asserts identical status, stdout, stderr.
+fn same_on_both(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let p = with_backend("process", args);
+    let k = with_backend("kvm", args);
+    let p = run(&p.iter().map(String::as_str).collect::<Vec<_>>(), stdin);
+    let k = run(&k.iter().map(String::as_str).collect::<Vec<_>>(), stdin);
+    assert_eq!(
+        k.status.code(),
+        p.status.code(),
+        "status of {args:?}: kvm stderr {}, process stderr {}",
+        stderr(&k),
+        stderr(&p)
+    );
+    assert!(k.stdout == p.stdout, "stdout of {args:?} differs");
+    assert_eq!(stderr(&k), stderr(&p), "stderr of {args:?}");
+    k
+}
+
+#[test]
+fn hello_and_component_hello() {
+    if !have_kvm() {
+        return;
+    }
+    let o = same_on_both(&[&fixture("hello.wasm")], None);
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    assert_eq!(o.status.code(), Some(0));
+    let o = same_on_both(&[&fixture("hello_component.wasm")], None);
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+}
+
+#[test]
+fn args_env_and_exit_codes() {
+    if !have_kvm() {
+        return;
+    }
+    let path = fixture("args_env.wasm");
+    let o = same_on_both(
+        &[
+            "--env",
+            "GREETING=hi",
+            "-e",
+            "EMPTY=",
+            &path,
+            "--",
+            "one",
+            "two words",
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    assert!(out.contains("argv[1]=one\nargv[2]=two words\n"), "{out}");
+    assert!(out.contains("env:GREETING=hi\n"), "{out}");
+    assert!(
+        !out.contains("KEEP_BACKEND"),
+        "the exec's env leaked: {out}"
+    );
+    let o = same_on_both(&[&fixture("exit_code.wasm"), "--", "42"], None);
+    assert_eq!(o.status.code(), Some(42));
+    let o = same_on_both(&[&fixture("exit_code.wasm")], None);
+    assert_eq!(o.status.code(), Some(2));
+    let o = same_on_both(&[&fixture("proc_exit.wasm")], None);
+    assert_eq!(o.status.code(), Some(7));
+    let o = same_on_both(&[&fixture("proc_exit_big.wasm")], None);
+    assert_one_line(&o, 1, &["300"]);
+}
+
+#[test]
+fn stdin_echo_and_bulk_output() {
+    if !have_kvm() {
+        return;
+    }
+    let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let o = same_on_both(&[&fixture("cat.wasm")], Some(&input));
+    assert_eq!(o.stdout, input);
+    let o = same_on_both(&[&fixture("flood.wasm"), "--", "8"], None);
+    assert_eq!(o.stdout.len(), 8 << 20);
+    let o = same_on_both(&[&fixture("cpu.wasm"), "--", "10"], None);
+    assert!(stdout(&o).contains("0xd88c7210127840aa"), "{}", stdout(&o));
+}
+
+#[test]
+fn traps_and_bad_workloads() {
+    if !have_kvm() {
+        return;
+    }
+    let o = same_on_both(&[&fixture("trap_unreachable.wasm")], None);
+    assert_one_line(&o, 134, &["h_inner <- g_middle <- f_outer <- _start"]);
+    let o = same_on_both(&[&fixture("trap_div_zero.wasm")], None);
+    assert_one_line(&o, 134, &["divide by zero"]);
+    let o = same_on_both(&[&fixture("stack_overflow.wasm")], None);
+    assert_one_line(&o, 134, &["call stack exhausted"]);
+    for f in ["missing_import.wasm", "not_start.wasm", "truncated.wasm"] {
+        let o = same_on_both(&[&fixture(f)], None);
+        assert_eq!(o.status.code(), Some(125), "{f}");
+    }
+}
+
+#[test]
+fn limits() {
+    if !have_kvm() {
+        return;
+    }
+    let o = same_on_both(&["--memory", "2MiB", &fixture("memory_grow.wasm")], None);
+    assert_one_line(&o, 151, &["memory limit", "2.0 MiB"]);
+    let o = same_on_both(
+        &["--memory", "64MiB", &fixture("memory.wasm"), "--", "16"],
+        None,
+    );
+    assert_eq!(stdout(&o), "allocated 16 MiB\n");
+    let o = same_on_both(
+        &["--max-output", "100000", &fixture("output_flood.wasm")],
+        None,
+    );
+    assert_eq!(o.stdout.len(), 100_000);
+    assert_one_line(&o, 154, &["output limit"]);
+    // CPU and wall-clock: the VMM's watchdog (the message differs from the exec's).
+    let args = [
+        "--backend",
+        "kvm",
+        "--cpu",
+        "300ms",
+        &fixture("infinite_loop.wasm"),
+    ];
+    let o = run(&[&["run"][..], &args[..]].concat(), None);
+    assert_one_line(&o, 152, &["cpu limit"]);
+    let args = [
+        "--backend",
+        "kvm",
+        "--timeout",
+        "300ms",
+        &fixture("infinite_loop.wasm"),
+    ];
+    let start = std::time::Instant::now();
+    let o = run(&[&["run"][..], &args[..]].concat(), None);
+    assert_one_line(&o, 153, &["wall-clock limit"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn directories_are_refused_with_one_line() {
+    if !have_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("{}::/data", dir.path().display());
+    let o = run(
+        &[
+            "run",
+            "--backend",
+            "kvm",
+            "--dir",
+            &spec,
+            &fixture("hello.wasm"),
+        ],
+        None,
+    );
+    assert_one_line(&o, 125, &["kvm", "directories", "not supported"]);
+}
+
+#[test]
+fn measure_is_stable_and_covers_the_memory_size() {
+    // Offline: no /dev/kvm needed.
+    let a = run(&["measure", "--json"], None);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    let b = run(&["measure", "--json"], None);
+    let c = run(&["measure", "--json", "--memory", "64MiB"], None);
+    let parse = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    let (a, b, c) = (parse(&a), parse(&b), parse(&c));
+    let digest = a["launch_digest"].as_str().unwrap();
+    assert_eq!(digest.len(), 96);
+    assert_eq!(a["launch_digest"], b["launch_digest"]);
+    assert_ne!(a["launch_digest"], c["launch_digest"]);
+    assert_eq!(c["guest_memory_bytes"], (64u64 << 20) + (256 << 20));
+    let text = run(&["measure"], None);
+    assert_eq!(
+        stdout(&text).lines().next(),
+        Some(&*format!("sha384:{digest}"))
+    );
+    let o = run(&["measure", "--backend", "process"], None);
+    assert_one_line(&o, 125, &["launch digest"]);
+}
