@@ -68,9 +68,15 @@ pub struct RemoteArgs {
     /// The host agent's URL, e.g. http://127.0.0.1:8400.
     #[arg(long, value_name = "URL", env = "KEEP_HOST")]
     pub host: String,
-    /// Your bearer token (or KEEP_TOKEN).
+    /// Your bearer token (or KEEP_TOKEN); not needed with a client certificate.
     #[arg(long, value_name = "TOKEN", env = "KEEP_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: Option<String>,
+    /// Your client certificate chain (PEM) for mTLS to an https:// host (or KEEP_CERT).
+    #[arg(long, value_name = "PEM", env = "KEEP_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, or KEEP_KEY).
+    #[arg(long, value_name = "PEM", env = "KEEP_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// CA certificate(s) (PEM) that the agent's TLS certificate must chain to, for an
     /// https:// URL (or KEEP_CA).
     #[arg(long, value_name = "PEM", env = "KEEP_CA")]

@@ -20,7 +20,36 @@ const MAX_ANSWER: u64 = 1 << 20;
 pub struct Remote {
     agent: ureq::Agent,
     base: String,
-    bearer: String,
+    bearer: Option<String>,
+}
+
+/// The largest PEM file read (CA, client certificate, key).
+const MAX_PEM: u64 = 1 << 20;
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if meta.len() > MAX_PEM {
+        bail!("{}: over 1 MiB, not a PEM file", path.display());
+    }
+    std::fs::read(path).with_context(|| format!("{}", path.display()))
+}
+
+/// A client certificate chain and its key for mTLS.
+fn client_cert(cert: &std::path::Path, key: &std::path::Path) -> Result<ureq::tls::ClientCert> {
+    let pem = read_pem(cert)?;
+    let chain: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if chain.is_empty() {
+        bail!("--cert {}: no certificate", cert.display());
+    }
+    let key_pem = read_pem(key)?;
+    let key = ureq::tls::PrivateKey::from_pem(&key_pem)
+        .map_err(|e| anyhow::anyhow!("--key {}: {e}", key.display()))?;
+    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
 }
 
 impl Remote {
@@ -29,14 +58,22 @@ impl Remote {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--host must be an http:// or https:// URL, not {base:?}");
         }
+        if args.token.is_none() && args.cert.is_none() {
+            bail!(
+                "give a bearer token (--token or KEEP_TOKEN) or a client certificate (--cert and --key)"
+            );
+        }
         let mut config = ureq::Agent::config_builder();
+        if !base.starts_with("https://") && args.cert.is_some() {
+            bail!("a client certificate (--cert) needs an https:// host");
+        }
         if base.starts_with("https://") {
             let Some(ca) = &args.ca else {
                 bail!(
                     "an https:// host needs --ca (the CA certificate its TLS certificate chains to)"
                 );
             };
-            let pem = std::fs::read(ca).with_context(|| format!("{}", ca.display()))?;
+            let pem = read_pem(ca)?;
             let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
                 .filter_map(|item| match item {
                     Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -48,10 +85,15 @@ impl Remote {
             }
             // rustls with the aws-lc-rs provider (the process default; set once).
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let identity = match (&args.cert, &args.key) {
+                (Some(c), Some(k)) => Some(client_cert(c, k)?),
+                _ => None,
+            };
             config = config.tls_config(
                 ureq::tls::TlsConfig::builder()
                     .provider(ureq::tls::TlsProvider::Rustls)
                     .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .client_cert(identity)
                     .build(),
             );
         }
@@ -63,8 +105,16 @@ impl Remote {
         Ok(Self {
             agent,
             base,
-            bearer: format!("Bearer {}", args.token),
+            bearer: args.token.as_ref().map(|t| format!("Bearer {t}")),
         })
+    }
+
+    /// Adds the bearer token, when there is one.
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.bearer {
+            Some(b) => req.header("Authorization", b),
+            None => req,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -97,9 +147,7 @@ impl Remote {
 
     pub fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", &self.bearer)
+            .auth(self.agent.get(self.url(path)))
             .call()
             .context("cannot reach the host agent")?;
         Self::answer(resp)
@@ -111,9 +159,7 @@ impl Remote {
         body: &serde_json::Value,
     ) -> Result<T> {
         let resp = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.bearer)
+            .auth(self.agent.post(self.url(path)))
             .send_json(body)
             .context("cannot reach the host agent")?;
         Self::answer(resp)
@@ -121,9 +167,7 @@ impl Remote {
 
     pub fn delete(&self, path: &str) -> Result<serde_json::Value> {
         let resp = self
-            .agent
-            .delete(self.url(path))
-            .header("Authorization", &self.bearer)
+            .auth(self.agent.delete(self.url(path)))
             .call()
             .context("cannot reach the host agent")?;
         Self::answer(resp)
@@ -132,9 +176,7 @@ impl Remote {
     /// Posts bytes and returns the streaming body on success.
     pub fn post_stream(&self, path: &str, body: &[u8]) -> Result<impl std::io::Read + use<>> {
         let resp = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.bearer)
+            .auth(self.agent.post(self.url(path)))
             .header("Content-Type", "application/octet-stream")
             .send(body)
             .context("cannot reach the host agent")?;

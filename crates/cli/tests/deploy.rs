@@ -33,7 +33,21 @@ impl Agent {
     /// With `tls`, the agent serves HTTPS with a certificate (for 127.0.0.1) signed by
     /// a fresh CA written to `ca.pem` in its directory.
     fn start_with(tamper: Option<&str>, tls: bool) -> Agent {
+        Self::start_custom(tamper, tls, "", "", |_| {})
+    }
+
+    /// With extra top-level config lines (`top`), extra tables at the end (`tail`),
+    /// and `prepare` to write files into the agent's directory first.
+    fn start_custom(
+        tamper: Option<&str>,
+        tls: bool,
+        top: &str,
+        tail: &str,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let top = top.replace("{dir}", &dir.path().display().to_string());
         let transport = if tls {
             let (ca, cert, key) = test_pki();
             std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
@@ -54,6 +68,7 @@ impl Agent {
             format!(
                 r#"listen = "127.0.0.1:0"
 {transport}
+{top}
 data_dir = "{}"
 max_keeps = 8
 admin_token = "{ADMIN}"
@@ -67,6 +82,7 @@ token = "{ALICE}"
 [[tenant]]
 name = "bob"
 token = "{BOB}"
+{tail}
 "#,
                 data.display()
             ),
@@ -190,8 +206,16 @@ fn assert_state_failure(o: &Output, status: i32, fragments: &[&str]) {
 fn no_keeps_left(agent: &Agent) {
     let mut body = String::new();
     for _ in 0..100 {
-        let (status, b) = agent.http("GET", "/v1/keeps", ADMIN, "");
-        assert_eq!(status, 200);
+        let b = if agent.url.starts_with("https://") {
+            let ca = agent.dir.path().join("ca.pem").display().to_string();
+            let o = agent.cli(ADMIN, &["ps", "--json", "--ca", &ca]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            stdout(&o).replace(' ', "")
+        } else {
+            let (status, b) = agent.http("GET", "/v1/keeps", ADMIN, "");
+            assert_eq!(status, 200);
+            b
+        };
         if b.contains("\"keeps\":[]") {
             return;
         }
@@ -767,6 +791,43 @@ fn the_loopback_traffic_carries_no_secret_workload_or_output_in_clear() {
     }
 }
 
+/// A CA and its key pair.
+fn test_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, name);
+    (ca.self_signed(&ca_key).unwrap(), ca_key)
+}
+
+/// A client certificate (CN `cn`, SAN DNS names `dns`) signed by the CA; returns
+/// (cert PEM, key PEM, SHA-256 of the DER in hex).
+fn client_cert(
+    ca: &(rcgen::Certificate, rcgen::KeyPair),
+    cn: &str,
+    dns: &[&str],
+) -> (String, String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca.0, &ca.1).unwrap();
+    use sha2::Digest;
+    let fp = hex::encode(sha2::Sha256::digest(cert.der()));
+    (cert.pem(), key.serialize_pem()).pipe(|(c, k)| (c, k, fp))
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
 /// A CA, and a server certificate for 127.0.0.1 it signed (PEM: ca, cert, key).
 fn test_pki() -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -816,4 +877,154 @@ fn deploy_over_tls_with_the_hosts_ca() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Writes `name`.pem and `name`.key into `dir`; returns their paths.
+fn write_identity(
+    dir: &std::path::Path,
+    name: &str,
+    id: &(String, String, String),
+) -> (String, String) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, &id.0).unwrap();
+    std::fs::write(&key, &id.1).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[test]
+fn mtls_tenants_deploy_by_certificate_and_stay_apart() {
+    let clients_ca = test_ca("keep test client CA");
+    let dave = client_cert(&clients_ca, "dave", &[]);
+    let erin = client_cert(&clients_ca, "erin-laptop", &["erin.example"]);
+    let frank = client_cert(&clients_ca, "frank", &[]);
+    // The same CN as dave's, from a CA the host does not trust.
+    let impostor = client_cert(&test_ca("another CA"), "dave", &[]);
+    let ca_pem = clients_ca.0.pem();
+    let tail = format!(
+        "[[tenant]]\nname = \"dave\"\nclient_certs = [\"cn:dave\"]\n\
+         [[tenant]]\nname = \"erin\"\nclient_certs = [\"dns:erin.example\"]\n\
+         [[tenant]]\nname = \"frank\"\nclient_certs = [\"sha256:{}\"]\n",
+        frank.2
+    );
+    let agent = Agent::start_custom(
+        None,
+        true,
+        "client_ca = \"{dir}/clients-ca.pem\"",
+        &tail,
+        |d| {
+            std::fs::write(d.join("clients-ca.pem"), &ca_pem).unwrap();
+        },
+    );
+    let dir = agent.dir.path().to_path_buf();
+    let ca = dir.join("ca.pem").display().to_string();
+    let policy = dev_policy(&agent);
+    let (dave_cert, dave_key) = write_identity(&dir, "dave", &dave);
+    let (erin_cert, erin_key) = write_identity(&dir, "erin", &erin);
+    let (frank_cert, frank_key) = write_identity(&dir, "frank", &frank);
+    let (imp_cert, imp_key) = write_identity(&dir, "impostor", &impostor);
+    let with_cert = |cert: &str, key: &str, args: &[&str]| {
+        let mut cmd = keep();
+        cmd.args(args)
+            .args([
+                "--host", &agent.url, "--ca", &ca, "--cert", cert, "--key", key,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.output().unwrap()
+    };
+
+    // A tenant with no token deploys with its certificate (CN, SAN DNS, fingerprint).
+    for (cert, key) in [
+        (&dave_cert, &dave_key),
+        (&erin_cert, &erin_key),
+        (&frank_cert, &frank_key),
+    ] {
+        let o = with_cert(
+            cert,
+            key,
+            &["deploy", "--policy", &policy, &fixture("hello.wasm")],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    }
+    // Environment variables work as the flags do.
+    let o = keep()
+        .args(["deploy", "--policy", &policy, &fixture("hello.wasm")])
+        .env("KEEP_HOST", &agent.url)
+        .env("KEEP_CA", &ca)
+        .env("KEEP_CERT", &dave_cert)
+        .env("KEEP_KEY", &dave_key)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // A certificate from another CA fails the TLS handshake: nothing is created.
+    let o = with_cert(
+        &imp_cert,
+        &imp_key,
+        &["deploy", "--policy", &policy, &fixture("hello.wasm")],
+    );
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state 1 (pre-attestation) failed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"));
+
+    // dave's Keep: erin's certificate neither sees nor kills it.
+    let o = with_cert(&dave_cert, &dave_key, &["ps", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut cmd = keep();
+    let o = cmd
+        .args([
+            "deploy", "--host", &agent.url, "--ca", &ca, "--cert", &dave_cert, "--key", &dave_key,
+        ])
+        .args([
+            "--policy",
+            &policy,
+            "--timeout",
+            "30s",
+            &fixture("infinite_loop.wasm"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut deploying = o;
+    let mut id = String::new();
+    for _ in 0..200 {
+        let o = with_cert(&dave_cert, &dave_key, &["ps", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        if let Some(k) = v["keeps"].as_array().and_then(|k| k.first()) {
+            id = k["id"].as_str().unwrap().to_string();
+            assert_eq!(k["tenant"], "dave");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(!id.is_empty(), "dave's Keep never showed up");
+    let o = with_cert(&erin_cert, &erin_key, &["ps"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(&id), "{}", stdout(&o));
+    let o = with_cert(&erin_cert, &erin_key, &["kill", &id]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("404"), "{}", stderr(&o));
+    // A certificate and a token that name different tenants: refused.
+    let o = with_cert(&erin_cert, &erin_key, &["ps", "--token", ALICE]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("401") && stderr(&o).contains("different callers"),
+        "{}",
+        stderr(&o)
+    );
+    // Bearer tokens still work on the same listener.
+    let o = agent.cli(ALICE, &["ps", "--ca", &ca]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(&id));
+    let o = with_cert(&dave_cert, &dave_key, &["kill", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let _ = deploying.wait();
+    no_keeps_left(&agent);
 }

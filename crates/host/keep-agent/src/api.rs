@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AgentError;
-use crate::auth::{Caller, caller};
+use crate::auth::{Caller, ClientCert, caller};
 use crate::config::{Config, LimitsConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Entry, Registry, TrustState};
@@ -60,7 +60,10 @@ pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state.clone());
     let tls = match &config.tls {
-        Some((cert, key)) => Some(crate::tls::server_config(cert, key).map_err(AgentError::Tls)?),
+        Some((cert, key)) => Some(
+            crate::tls::server_config(cert, key, config.client_ca.as_deref())
+                .map_err(AgentError::Tls)?,
+        ),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -77,13 +80,21 @@ pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
     tracing::info!(%addr, scheme, tenants = config.tenants.len(), max_keeps = config.max_keeps, "listening");
     match tls {
         Some(tls) => {
-            eprintln!("keep host: listening on https://{addr} (TLS)");
+            let mtls = if config.client_ca.is_some() {
+                ", client certificates accepted"
+            } else {
+                ""
+            };
+            eprintln!("keep host: listening on https://{addr} (TLS{mtls})");
             let listener =
                 crate::tls::TlsListener::new(listener, tls).map_err(AgentError::Serve)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown(state))
-                .await
-                .map_err(AgentError::Serve)
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<crate::tls::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown(state))
+            .await
+            .map_err(AgentError::Serve)
         }
         None => {
             eprintln!("keep host: listening on http://{addr} (plain HTTP, loopback only)");
@@ -139,10 +150,10 @@ fn terminate(state: &AppState, e: &Arc<Entry>, why: &str) {
     tracing::info!(keep = %e.id, reason = why, "Keep terminated");
 }
 
-fn authed(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
-    caller(&state.config, headers).ok_or_else(|| {
+fn authed(state: &AppState, headers: &HeaderMap, cert: &ClientCert) -> Result<Caller, Response> {
+    caller(&state.config, headers, cert.0.as_deref()).map_err(|why| {
         Metrics::inc(&state.metrics.refused);
-        error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token")
+        error(StatusCode::UNAUTHORIZED, why)
     })
 }
 
@@ -170,8 +181,8 @@ fn new_id() -> String {
     format!("k-{}", hex::encode(b))
 }
 
-async fn create(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
-    let who = match authed(&state, &headers) {
+async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Bytes) -> Response {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -242,8 +253,8 @@ async fn create(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
     (StatusCode::CREATED, axum::Json(entry.view())).into_response()
 }
 
-async fn list(State(state): S, headers: HeaderMap) -> Response {
-    let who = match authed(&state, &headers) {
+async fn list(State(state): S, headers: HeaderMap, cert: ClientCert) -> Response {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -258,8 +269,13 @@ async fn list(State(state): S, headers: HeaderMap) -> Response {
     axum::Json(json!({ "keeps": keeps })).into_response()
 }
 
-async fn events(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match authed(&state, &headers) {
+async fn events(
+    State(state): S,
+    headers: HeaderMap,
+    cert: ClientCert,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -275,8 +291,13 @@ async fn events(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> 
     }
 }
 
-async fn show(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match authed(&state, &headers) {
+async fn show(
+    State(state): S,
+    headers: HeaderMap,
+    cert: ClientCert,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -286,8 +307,13 @@ async fn show(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Re
     }
 }
 
-async fn kill(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let who = match authed(&state, &headers) {
+async fn kill(
+    State(state): S,
+    headers: HeaderMap,
+    cert: ClientCert,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -314,10 +340,11 @@ struct ChallengeRequest {
 async fn challenge(
     State(state): S,
     headers: HeaderMap,
+    cert: ClientCert,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match authed(&state, &headers) {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -376,10 +403,11 @@ async fn challenge(
 async fn payload(
     State(state): S,
     headers: HeaderMap,
+    cert: ClientCert,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match authed(&state, &headers) {
+    let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };

@@ -5,6 +5,8 @@
 //! insecure_http = true          # plain HTTP; refused unless `listen` is loopback
 //! # tls_cert = "cert.pem"       # or HTTPS: certificate chain and key (PEM)
 //! # tls_key = "key.pem"
+//! # client_ca = "clients-ca.pem" # with TLS: tenants may authenticate by client
+//! #                              # certificate (mTLS) signed by this CA (PEM)
 //! data_dir = "/var/lib/keep"    # the exec image cache (no tenant data is written)
 //! max_keeps = 16
 //! admin_token = "..."
@@ -15,7 +17,8 @@
 //! output = "64MiB"
 //! [[tenant]]
 //! name = "alice"
-//! token = "..."
+//! token = "..."                 # a bearer token, and/or client certificates:
+//! # client_certs = ["cn:alice", "dns:alice.example", "sha256:<cert fingerprint hex>"]
 //! max_keeps = 4
 //! limits = { memory = "256MiB" } # optional, lower than the host's
 //! ```
@@ -46,6 +49,8 @@ struct RawConfig {
     tls_cert: Option<PathBuf>,
     #[serde(default)]
     tls_key: Option<PathBuf>,
+    #[serde(default)]
+    client_ca: Option<PathBuf>,
     data_dir: PathBuf,
     #[serde(default = "default_max_keeps")]
     max_keeps: usize,
@@ -74,7 +79,10 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawTenant {
     name: String,
-    token: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    client_certs: Vec<String>,
     #[serde(default)]
     max_keeps: Option<usize>,
     #[serde(default)]
@@ -106,11 +114,52 @@ impl LimitsConfig {
     }
 }
 
+/// A client certificate identity that names a tenant (mTLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertIdentity {
+    /// The subject's common name.
+    CommonName(String),
+    /// A DNS name in the subject alternative names.
+    DnsName(String),
+    /// The SHA-256 of the certificate (DER), lower-case hex.
+    Sha256(String),
+}
+
+impl CertIdentity {
+    fn parse(s: &str) -> Result<Self, String> {
+        let (kind, value) = s.split_once(':').ok_or_else(|| {
+            format!("client certificate identity {s:?}: expected cn:, dns: or sha256:")
+        })?;
+        if value.is_empty() {
+            return Err(format!("client certificate identity {s:?} is empty"));
+        }
+        match kind {
+            "cn" => Ok(Self::CommonName(value.to_string())),
+            "dns" => Ok(Self::DnsName(value.to_ascii_lowercase())),
+            "sha256" => {
+                let hex = value.replace(':', "").to_ascii_lowercase();
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!(
+                        "client certificate identity {s:?}: sha256 needs 64 hex digits"
+                    ));
+                }
+                Ok(Self::Sha256(hex))
+            }
+            _ => Err(format!(
+                "client certificate identity {s:?}: expected cn:, dns: or sha256:"
+            )),
+        }
+    }
+}
+
 /// One tenant.
 #[derive(Debug, Clone)]
 pub struct TenantConfig {
     pub name: String,
-    pub token: String,
+    /// Its bearer token, if it has one.
+    pub token: Option<String>,
+    /// Client certificate identities that authenticate it (with `client_ca`).
+    pub client_certs: Vec<CertIdentity>,
     pub max_keeps: usize,
     pub limits: LimitsConfig,
 }
@@ -122,6 +171,8 @@ pub struct Config {
     pub insecure_http: bool,
     /// Certificate chain and private key (PEM) for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The CA (PEM) that signs tenants' client certificates (mTLS), if any.
+    pub client_ca: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub max_keeps: usize,
     pub admin_token: Option<String>,
@@ -176,27 +227,52 @@ impl Config {
                 raw.listen
             )));
         }
+        if raw.client_ca.is_some() && tls.is_none() {
+            return Err(invalid(
+                "client_ca (mTLS) needs TLS (tls_cert, tls_key)".into(),
+            ));
+        }
         let host_limits = parse_limits(&raw.limits).map_err(&invalid)?;
         let mut tenants = Vec::new();
         for t in &raw.tenant {
-            if t.token.len() < 16 {
+            if t.token.as_ref().is_some_and(|tok| tok.len() < 16) {
                 return Err(invalid(format!(
                     "tenant {}: the token must have at least 16 characters",
                     t.name
                 )));
             }
-            if tenants
+            let client_certs = t
+                .client_certs
                 .iter()
-                .any(|x: &TenantConfig| x.name == t.name || x.token == t.token)
-            {
+                .map(|c| CertIdentity::parse(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| invalid(format!("tenant {}: {m}", t.name)))?;
+            if !client_certs.is_empty() && raw.client_ca.is_none() {
                 return Err(invalid(format!(
-                    "tenant {}: duplicate name or token",
+                    "tenant {}: client_certs need client_ca (the CA that signs them)",
+                    t.name
+                )));
+            }
+            if t.token.is_none() && client_certs.is_empty() {
+                return Err(invalid(format!(
+                    "tenant {}: needs a token or client_certs",
+                    t.name
+                )));
+            }
+            if tenants.iter().any(|x: &TenantConfig| {
+                x.name == t.name
+                    || (x.token.is_some() && x.token == t.token)
+                    || x.client_certs.iter().any(|c| client_certs.contains(c))
+            }) {
+                return Err(invalid(format!(
+                    "tenant {}: duplicate name, token or client certificate identity",
                     t.name
                 )));
             }
             tenants.push(TenantConfig {
                 name: t.name.clone(),
                 token: t.token.clone(),
+                client_certs,
                 max_keeps: t.max_keeps.unwrap_or(raw.max_keeps).min(raw.max_keeps),
                 limits: parse_limits(&t.limits)
                     .map_err(|m| invalid(format!("tenant {}: {m}", t.name)))?
@@ -204,7 +280,7 @@ impl Config {
             });
         }
         if let Some(a) = &raw.admin_token
-            && (a.len() < 16 || tenants.iter().any(|t| &t.token == a))
+            && (a.len() < 16 || tenants.iter().any(|t| t.token.as_ref() == Some(a)))
         {
             return Err(invalid(
                 "admin_token must have at least 16 characters and differ from every tenant's"
@@ -215,6 +291,7 @@ impl Config {
             listen: raw.listen,
             insecure_http: raw.insecure_http,
             tls,
+            client_ca: raw.client_ca,
             data_dir: raw.data_dir,
             max_keeps: raw.max_keeps,
             admin_token: raw.admin_token,
@@ -274,5 +351,49 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn client_certificates_need_a_client_ca_and_tls() {
+        let tls = r#"
+            listen = "0.0.0.0:0"
+            tls_cert = "c"
+            tls_key = "k"
+            client_ca = "ca.pem"
+            data_dir = "/tmp/x"
+            [[tenant]]
+            name = "a"
+            client_certs = ["cn:alice", "dns:Alice.Example", "sha256:AB:cd"]
+        "#;
+        let err = Config::parse(tls, "t").unwrap_err().to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
+        let fp = "ab".repeat(32);
+        let ok = tls.replace("sha256:AB:cd", &format!("sha256:{fp}"));
+        let c = Config::parse(&ok, "t").unwrap();
+        assert_eq!(c.tenants[0].token, None);
+        assert_eq!(
+            c.tenants[0].client_certs,
+            [
+                CertIdentity::CommonName("alice".into()),
+                CertIdentity::DnsName("alice.example".into()),
+                CertIdentity::Sha256(fp.clone()),
+            ]
+        );
+        assert!(Config::parse(&ok.replace("client_ca = \"ca.pem\"", ""), "t").is_err());
+        assert!(Config::parse(&ok.replace("cn:alice", "uid:alice"), "t").is_err());
+        // Neither a token nor a certificate.
+        let none = ok.replace(
+            &format!("client_certs = [\"cn:alice\", \"dns:Alice.Example\", \"sha256:{fp}\"]"),
+            "",
+        );
+        assert!(Config::parse(&none, "t").is_err());
+        // Two tenants with one identity.
+        let dup = format!("{ok}\n[[tenant]]\nname = \"b\"\nclient_certs = [\"cn:alice\"]\n");
+        assert!(Config::parse(&dup, "t").is_err());
+        let plain = ok
+            .replace("0.0.0.0", "127.0.0.1")
+            .replace("tls_cert = \"c\"", "insecure_http = true")
+            .replace("tls_key = \"k\"", "");
+        assert!(Config::parse(&plain, "t").is_err());
     }
 }

@@ -21,7 +21,7 @@ mod registry;
 mod relay;
 mod tls;
 
-pub use config::{Config, ConfigError, LimitsConfig, TenantConfig};
+pub use config::{CertIdentity, Config, ConfigError, LimitsConfig, TenantConfig};
 pub use registry::TrustState;
 
 use std::net::SocketAddr;
