@@ -4,6 +4,7 @@
 #
 #   scripts/wasi-testsuite.sh                       all wasm32-wasip1 suites
 #   scripts/wasi-testsuite.sh -e my-expect.toml     extra args go to the runner
+#   scripts/wasi-testsuite.sh --backend kvm         every test in a KVM Keep
 #
 # Environment:
 #   WASI_TESTSUITE_DIR     checkout of the suite's prod/testsuite-base branch
@@ -12,6 +13,7 @@
 #   KEEP_BIN               keep binary (default target/release/keep, then
 #                          target/debug/keep)
 #   WASI_TESTSUITE_PYTHON  Python >= 3.12 for the venv (default: pyenv's 3.12)
+#   KEEP_BACKEND           `keep run --backend` (also set by --backend NAME)
 #   KEEP_RUN_FLAGS, KEEP_TEST_TIMEOUT   read by the adapter
 #
 # Exit status: 0 when every test passed (or the suite is absent), 1 when any
@@ -19,6 +21,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
+
+if [ "${1:-}" = "--backend" ]; then
+  [ -n "${2:-}" ] || { echo "wasi-testsuite: --backend needs a name (process, kvm)" >&2; exit 2; }
+  export KEEP_BACKEND=$2
+  shift 2
+fi
 
 say() { printf 'wasi-testsuite: %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 2; }
@@ -96,10 +104,10 @@ done
 
 color=()
 [ -t 1 ] || color=(--disable-colors)
-RESULTS=$REPO/target/wasi-testsuite-results.json
+RESULTS=$REPO/target/wasi-testsuite-results${KEEP_BACKEND:+-$KEEP_BACKEND}.json
 rm -f "$RESULTS"
 
-say "$count tests in ${#suites[@]} suites, keep: $KEEP_BIN ($("$KEEP_BIN" --version 2>/dev/null | head -n 1 || echo '?'))"
+say "$count tests in ${#suites[@]} suites, backend ${KEEP_BACKEND:-process}, keep: $KEEP_BIN ($("$KEEP_BIN" --version 2>/dev/null | head -n 1 || echo '?'))"
 status=0
 "$VENV/bin/python" test-runner/wasi_test_runner.py \
   --runtime-adapter "$REPO/tests/wasi-testsuite/keep_adapter.py" \

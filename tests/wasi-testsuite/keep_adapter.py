@@ -12,6 +12,8 @@ Environment variables:
                      target/debug/keep, relative to the repository root.
   KEEP_RUN_FLAGS     extra flags for `keep run`, split like a shell would
                      (for example "--memory 1GiB --timeout 1m").
+  KEEP_BACKEND       the backend, `keep run --backend` (default: keep's own
+                     default, process); `kvm` runs every test in a KVM Keep.
   KEEP_TEST_TIMEOUT  seconds the runner waits for one test (default 30).
 
 Mapping of a test specification onto `keep run`:
@@ -86,6 +88,9 @@ def compute_argv(test_path: str,
     args, env, root = args_env_root
 
     argv = [_keep_binary(), "run"]
+    backend = os.environ.get("KEEP_BACKEND")
+    if backend:
+        argv += ["--backend", backend]
     argv += _extra_run_flags()
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]

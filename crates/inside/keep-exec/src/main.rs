@@ -41,9 +41,12 @@ pub(crate) fn in_kvm_keep() -> bool {
 fn main() -> ExitCode {
     // wasmtime-wasi runs its host calls on an ambient tokio runtime, multi-threaded
     // unless one is already entered. A Keep has one thread: enter a current-thread
-    // runtime for the whole run.
+    // runtime for the whole run. Its timers register (poll_oneoff with a clock
+    // next to a ready descriptor); a lone sleep is slept on this thread
+    // (`allow_blocking_current_thread`).
     let runtime = in_kvm_keep().then(|| {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .map_err(|e| e.to_string())
     });
