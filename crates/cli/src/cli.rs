@@ -77,8 +77,8 @@ pub struct RemoteArgs {
     /// The client certificate's private key (PEM, or KEEP_KEY).
     #[arg(long, value_name = "PEM", env = "KEEP_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// CA certificate(s) (PEM) that the agent's TLS certificate must chain to, for an
-    /// https:// URL (or KEEP_CA).
+    /// CA certificate(s) (PEM) to trust for an https:// URL, in addition to the
+    /// system's root certificates (or KEEP_CA).
     #[arg(long, value_name = "PEM", env = "KEEP_CA")]
     pub ca: Option<PathBuf>,
     /// Print JSON.

@@ -68,20 +68,28 @@ impl Remote {
             bail!("a client certificate (--cert) needs an https:// host");
         }
         if base.starts_with("https://") {
-            let Some(ca) = &args.ca else {
-                bail!(
-                    "an https:// host needs --ca (the CA certificate its TLS certificate chains to)"
-                );
-            };
-            let pem = read_pem(ca)?;
-            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
+            // The system's roots (rustls-native-certs: the OS store, or SSL_CERT_FILE /
+            // SSL_CERT_DIR) plus the CA(s) given with --ca.
+            let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
+            let system = rustls_native_certs::load_native_certs();
+            for c in system.certs {
+                certs.push(ureq::tls::Certificate::from_der(c.as_ref()).to_owned());
+            }
+            if let Some(ca) = &args.ca {
+                let pem = read_pem(ca)?;
+                let before = certs.len();
+                certs.extend(ureq::tls::parse_pem(&pem).filter_map(|item| match item {
                     Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
                     _ => None,
-                })
-                .collect();
+                }));
+                if certs.len() == before {
+                    bail!("--ca {}: no certificate", ca.display());
+                }
+            }
             if certs.is_empty() {
-                bail!("{}: no certificate", ca.display());
+                bail!(
+                    "no trusted root certificates: this system has none, so an https:// host needs --ca (the CA its TLS certificate chains to)"
+                );
             }
             // rustls with the aws-lc-rs provider (the process default; set once).
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -107,6 +115,36 @@ impl Remote {
             base,
             bearer: args.token.as_ref().map(|t| format!("Bearer {t}")),
         })
+    }
+
+    /// One line on why the agent could not be reached, naming TLS trust and name
+    /// failures plainly.
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        let host = self
+            .base
+            .split_once("://")
+            .map_or(self.base.as_str(), |x| x.1);
+        let tls = match &e {
+            ureq::Error::Rustls(r) => Some(r),
+            ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        use rustls::CertificateError as C;
+        match tls {
+            Some(rustls::Error::InvalidCertificate(
+                c @ (C::NotValidForName | C::NotValidForNameContext { .. }),
+            )) => anyhow::anyhow!(
+                "cannot reach the host agent: its TLS certificate is not valid for {host} ({c:?})"
+            ),
+            Some(rustls::Error::InvalidCertificate(c)) => anyhow::anyhow!(
+                "cannot reach the host agent at {host}: its TLS certificate is not trusted ({c:?}); give the CA it chains to with --ca"
+            ),
+            Some(rustls::Error::AlertReceived(a)) => anyhow::anyhow!(
+                "cannot reach the host agent at {host}: it ended the TLS handshake ({a:?}; a client certificate it does not accept?)"
+            ),
+            Some(r) => anyhow::anyhow!("cannot reach the host agent at {host}: TLS: {r}"),
+            None => anyhow::Error::new(e).context("cannot reach the host agent"),
+        }
     }
 
     /// Adds the bearer token, when there is one.
@@ -149,7 +187,7 @@ impl Remote {
         let resp = self
             .auth(self.agent.get(self.url(path)))
             .call()
-            .context("cannot reach the host agent")?;
+            .map_err(|e| self.unreachable(e))?;
         Self::answer(resp)
     }
 
@@ -161,7 +199,7 @@ impl Remote {
         let resp = self
             .auth(self.agent.post(self.url(path)))
             .send_json(body)
-            .context("cannot reach the host agent")?;
+            .map_err(|e| self.unreachable(e))?;
         Self::answer(resp)
     }
 
@@ -169,7 +207,7 @@ impl Remote {
         let resp = self
             .auth(self.agent.delete(self.url(path)))
             .call()
-            .context("cannot reach the host agent")?;
+            .map_err(|e| self.unreachable(e))?;
         Self::answer(resp)
     }
 
@@ -179,7 +217,7 @@ impl Remote {
             .auth(self.agent.post(self.url(path)))
             .header("Content-Type", "application/octet-stream")
             .send(body)
-            .context("cannot reach the host agent")?;
+            .map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             let e: Result<serde_json::Value> = Self::answer(resp);
             bail!("{}", e.err().map(|e| e.to_string()).unwrap_or_default());

@@ -1028,3 +1028,43 @@ fn mtls_tenants_deploy_by_certificate_and_stay_apart() {
     let _ = deploying.wait();
     no_keeps_left(&agent);
 }
+
+#[test]
+fn tls_trust_roots_system_and_ca_and_clear_errors() {
+    let agent = Agent::start_with(None, true);
+    let dir = agent.dir.path().to_path_buf();
+    let ca = dir.join("ca.pem").display().to_string();
+    let (other_ca, _, _) = test_pki();
+    let other = dir.join("other-ca.pem");
+    std::fs::write(&other, other_ca).unwrap();
+    let ps = |url: &str, env_file: Option<&str>, extra: &[&str]| {
+        let mut cmd = keep();
+        cmd.args(["ps", "--host", url, "--token", ALICE])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // rustls-native-certs reads the system's roots from here when set.
+        if let Some(f) = env_file {
+            cmd.env("SSL_CERT_FILE", f)
+                .env("SSL_CERT_DIR", dir.join("none"));
+        }
+        cmd.output().unwrap()
+    };
+    // The host's CA as a system root: no --ca needed.
+    let o = ps(&agent.url, Some(&ca), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // System roots that do not include it: refused, one clear line.
+    let o = ps(&agent.url, Some(&other.display().to_string()), &[]);
+    common::assert_one_line(&o, 125, &["not trusted", "--ca"]);
+    // System roots plus --ca.
+    let o = ps(
+        &agent.url,
+        Some(&other.display().to_string()),
+        &["--ca", &ca],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The certificate is for 127.0.0.1, not localhost.
+    let port = agent.addr.rsplit(':').next().unwrap();
+    let o = ps(&format!("https://localhost:{port}"), None, &["--ca", &ca]);
+    common::assert_one_line(&o, 125, &["not valid for", "localhost"]);
+}
