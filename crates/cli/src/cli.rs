@@ -81,6 +81,10 @@ pub struct RemoteArgs {
     /// system's root certificates (or KEEP_CA).
     #[arg(long, value_name = "PEM", env = "KEEP_CA")]
     pub ca: Option<PathBuf>,
+    /// Give up when the agent sends nothing (no answer, output or keepalive) for this
+    /// long, e.g. 30s; a deploy then names its state and destroys the Keep.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub idle_timeout: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -238,10 +238,19 @@ fn flow(
                     "the host ended the output stream before the Keep's authenticated exit report (truncated)",
                 ));
             }
+            Err(keep_wire::WireError::Io(e)) if crate::remote::is_idle_timeout(&e) => {
+                return Err(fail(
+                    3,
+                    format!(
+                        "the host sent nothing for {:?} (no output, no keepalive; --idle-timeout): it stopped responding",
+                        remote.idle
+                    ),
+                ));
+            }
             Err(e) => return Err(fail(3, format!("output stream: {e}"))),
         };
         match frame.kind {
-            FrameKind::Started => {}
+            FrameKind::Started | FrameKind::Keepalive => {}
             FrameKind::Record => {
                 let record = reader
                     .open(&frame.payload)

@@ -21,6 +21,16 @@ pub struct Remote {
     agent: ureq::Agent,
     base: String,
     bearer: Option<String>,
+    /// The longest the agent may stay silent (per read and per write).
+    pub idle: std::time::Duration,
+}
+
+/// Whether an I/O error is the idle timeout expiring.
+pub fn is_idle_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|i| i.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
 }
 
 /// The largest PEM file read (CA, client certificate, key).
@@ -105,15 +115,24 @@ impl Remote {
                     .build(),
             );
         }
+        let idle = keep_manifest::parse_duration_ms(&args.idle_timeout)
+            .map_err(|e| anyhow::anyhow!("--idle-timeout: {e}"))?;
+        if idle == 0 {
+            bail!("--idle-timeout must be more than 0");
+        }
+        let idle = std::time::Duration::from_millis(idle);
         let agent: ureq::Agent = config
             .http_status_as_error(false)
-            .timeout_connect(Some(std::time::Duration::from_secs(10)))
+            .timeout_connect(Some(idle.min(std::time::Duration::from_secs(10))))
+            .timeout_per_read(Some(idle))
+            .timeout_per_write(Some(idle))
             .build()
             .into();
         Ok(Self {
             agent,
             base,
             bearer: args.token.as_ref().map(|t| format!("Bearer {t}")),
+            idle,
         })
     }
 
@@ -143,6 +162,10 @@ impl Remote {
                 "cannot reach the host agent at {host}: it ended the TLS handshake ({a:?}; a client certificate it does not accept?)"
             ),
             Some(r) => anyhow::anyhow!("cannot reach the host agent at {host}: TLS: {r}"),
+            None if matches!(e, ureq::Error::Timeout(_)) => anyhow::anyhow!(
+                "the host agent at {host} sent nothing for {:?} (--idle-timeout): it stopped responding",
+                self.idle
+            ),
             None => anyhow::Error::new(e).context("cannot reach the host agent"),
         }
     }

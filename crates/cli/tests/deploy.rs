@@ -1068,3 +1068,141 @@ fn tls_trust_roots_system_and_ca_and_clear_errors() {
     let o = ps(&format!("https://localhost:{port}"), None, &["--ca", &ca]);
     common::assert_one_line(&o, 125, &["not valid for", "localhost"]);
 }
+
+#[test]
+fn a_quiet_workload_is_kept_alive_by_the_agent() {
+    let agent = Agent::start(None);
+    let start = std::time::Instant::now();
+    // Silent for 4 s, against an idle timeout of 2 s: the agent's keepalives
+    // (every second) keep the client waiting.
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &dev_policy(&agent),
+            "--idle-timeout",
+            "2s",
+            &fixture("sleep.wasm"),
+            "--",
+            "4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "sleeping\nawake\n");
+    assert!(start.elapsed() >= std::time::Duration::from_secs(4));
+}
+
+/// A loopback proxy to the agent that, on the connection carrying the payload's
+/// output stream, forwards the response head and then nothing more (the host goes
+/// silent, its connection open). Other connections pass.
+fn freezing_proxy(agent_addr: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = agent_addr.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let server = TcpStream::connect(&target).unwrap();
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let mut frozen = false;
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if frozen {
+                        continue; // read and drop: the client hears nothing
+                    }
+                    if let Some(at) = find(&buf[..n], b"x-keep-frames") {
+                        // The response head only (up to its blank line).
+                        let end = find(&buf[at..n], b"\r\n\r\n").map_or(n, |e| at + e + 4);
+                        let _ = c_out.write_all(&buf[..end]);
+                        frozen = true;
+                        continue;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                // Keep the client's connection open, silent, until the test ends.
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                drop(c_out);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn a_silent_host_is_detected_by_the_idle_timeout() {
+    // A "host" that accepts connections and never answers: state 1, bounded.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let start = std::time::Instant::now();
+    let o = keep()
+        .args([
+            "deploy",
+            "--host",
+            &url,
+            "--token",
+            ALICE,
+            "--idle-timeout",
+            "1s",
+        ])
+        .arg(fixture("hello.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("state 1 (pre-attestation) failed") && err.contains("sent nothing"),
+        "{err}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    drop(silent);
+
+    // A host that goes silent once the workload runs (a quiet workload: only the
+    // keepalives would have spoken): state 3, and the Keep is destroyed.
+    let agent = Agent::start(None);
+    let url = freezing_proxy(&agent.addr);
+    let start = std::time::Instant::now();
+    let o = keep()
+        .args([
+            "deploy",
+            "--host",
+            &url,
+            "--token",
+            ALICE,
+            "--idle-timeout",
+            "2s",
+        ])
+        .args(["--policy", &dev_policy(&agent)])
+        .arg(fixture("sleep.wasm"))
+        .args(["--", "30"])
+        .output()
+        .unwrap();
+    assert_state_failure(
+        &o,
+        125,
+        &["state 3 (provisioned)", "sent nothing", "--idle-timeout"],
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    no_keeps_left(&agent);
+}

@@ -31,6 +31,9 @@ pub enum FrameKind {
     /// exec -> host: one record sealed for the tenant (opaque bytes): receipt,
     /// stdout/stderr chunk, exit report.
     Record = 9,
+    /// agent -> tenant only (the agent's HTTP output stream, never the launch
+    /// channel): nothing to relay yet, the Keep still runs. Empty payload.
+    Keepalive = 10,
 }
 
 impl FrameKind {
@@ -45,6 +48,7 @@ impl FrameKind {
             7 => Self::Evidence,
             8 => Self::Sealed,
             9 => Self::Record,
+            10 => Self::Keepalive,
             _ => return None,
         })
     }

@@ -34,6 +34,9 @@ struct AppState {
 
 type S = State<Arc<AppState>>;
 
+/// The longest the output stream to a tenant stays silent: then a Keepalive frame.
+const KEEPALIVE: Duration = Duration::from_secs(1);
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
@@ -480,8 +483,13 @@ async fn payload(
         st.registry.remove(&e.id);
         e.set_state(TrustState::Ended);
     });
+    // A quiet workload must not look like a dead host: with nothing to relay for
+    // KEEPALIVE, the tenant gets an empty Keepalive frame.
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
+            Ok(item) => item.map(|item| (item, rx)),
+            Err(_) => Some((Ok(Bytes::from(relay::keepalive())), rx)),
+        }
     });
     Response::builder()
         .status(StatusCode::OK)

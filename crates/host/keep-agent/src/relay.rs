@@ -182,6 +182,13 @@ pub fn payload(
     }
 }
 
+/// An empty Keepalive frame (agent -> tenant).
+pub fn keepalive() -> Vec<u8> {
+    let mut wire = Vec::with_capacity(8);
+    let _ = write_frame(&mut wire, FrameKind::Keepalive, &[]);
+    wire
+}
+
 /// A plain exit frame written by the host (unauthenticated: the tenant is told so).
 pub fn host_exit(outcome: Outcome) -> Vec<u8> {
     let mut wire = Vec::new();
