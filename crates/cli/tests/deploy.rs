@@ -48,6 +48,11 @@ impl Agent {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let top = top.replace("{dir}", &dir.path().display().to_string());
+        let max_keeps = if top.contains("max_keeps") {
+            ""
+        } else {
+            "max_keeps = 8"
+        };
         let transport = if tls {
             let (ca, cert, key) = test_pki();
             std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
@@ -70,7 +75,7 @@ impl Agent {
 {transport}
 {top}
 data_dir = "{}"
-max_keeps = 8
+{max_keeps}
 admin_token = "{ADMIN}"
 [limits]
 memory = "512MiB"
@@ -1205,4 +1210,108 @@ fn a_silent_host_is_detected_by_the_idle_timeout() {
         start.elapsed()
     );
     no_keeps_left(&agent);
+}
+
+/// Waits for a child, killing it and failing the test if it runs past `deadline`.
+fn output_within(mut child: Child, deadline: std::time::Instant, what: &str) -> Output {
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("{what} hung: {}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `n` concurrent `keep deploy` processes against one agent with `max_keeps`; each
+/// must succeed with its own output or fail cleanly at a named state, none may hang.
+/// Returns (succeeded, failed cleanly) after checking that no Keep is left.
+fn concurrent_deploys(n: usize, max_keeps: usize) -> (usize, usize) {
+    let top = format!("max_keeps = {max_keeps}");
+    let agent = Arc::new(Agent::start_custom(None, false, &top, "", |_| {}));
+    let policy = dev_policy(&agent);
+    let start = std::time::Instant::now();
+    // Generous: only a hang gets near it (the batch takes a few seconds).
+    let deadline = start + std::time::Duration::from_secs(120);
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (agent, policy, barrier) = (agent.clone(), policy.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                // Three workloads, so a mix-up of outputs between Keeps would show.
+                let arg = i.to_string();
+                let (wasm, args): (&str, Vec<&str>) = match i % 3 {
+                    0 => ("hello.wasm", vec![]),
+                    1 => ("exit_code.wasm", vec!["--", "7"]),
+                    _ => ("args_env.wasm", vec!["--", &arg]),
+                };
+                let mut cmd = keep();
+                cmd.args(["deploy", "--host", &agent.url, "--token", ALICE])
+                    .args(["--policy", &policy, "--idle-timeout", "60s"])
+                    .arg(fixture(wasm))
+                    .args(&args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                barrier.wait();
+                let child = cmd.spawn().unwrap();
+                let o = output_within(child, deadline, &format!("deploy {i}"));
+                (i, o)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, 0);
+    for h in handles {
+        let (i, o) = h.join().unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{err}");
+        let expected = match i % 3 {
+            0 => (0, "Hello from inside a Keep!\n".to_string()),
+            1 => (7, String::new()),
+            _ => (0, format!("argv[0]=args_env.wasm\nargv[1]={i}\n")),
+        };
+        match o.status.code() {
+            Some(c) if c == expected.0 && err.contains("state 3 provisioned") => {
+                assert_eq!(stdout(&o), expected.1, "deploy {i}: {err}");
+                ok += 1;
+            }
+            // Failing cleanly: over max_keeps, refused at state 1 by name.
+            Some(125) => {
+                assert!(
+                    err.contains("state 1 (pre-attestation) failed") && err.contains("maximum"),
+                    "deploy {i}: {err}"
+                );
+                assert_eq!(stdout(&o), "");
+                failed += 1;
+            }
+            other => panic!("deploy {i}: {other:?}: {err}"),
+        }
+    }
+    eprintln!(
+        "{n} concurrent deploys, max_keeps {max_keeps}: {ok} succeeded, {failed} failed cleanly, {:?}",
+        start.elapsed()
+    );
+    assert_eq!(ok + failed, n);
+    no_keeps_left(&agent);
+    let (_, metrics) = agent.http("GET", "/metrics", "", "");
+    assert!(
+        metrics.contains(&format!("keep_agent_keeps_created_total {ok}"))
+            && metrics.contains(&format!("keep_agent_keeps_completed_total {ok}"))
+            && metrics.contains("keep_agent_keeps_running 0"),
+        "{metrics}"
+    );
+    (ok, failed)
+}
+
+#[test]
+fn fifty_concurrent_deploys_against_one_agent_all_end_cleanly() {
+    // Room for all: every one succeeds.
+    let (ok, _) = concurrent_deploys(50, 64);
+    assert_eq!(ok, 50);
+    // Room for a few: the rest are refused at state 1, cleanly.
+    let (ok, _) = concurrent_deploys(50, 4);
+    assert!(ok >= 1);
 }
