@@ -282,5 +282,8 @@ fn stats_json(result: &RunResult) -> serde_json::Value {
         "wall_time_ms": h.wall_time.as_secs_f64() * 1000.0,
         "compile_time_ms": r.compile_us as f64 / 1000.0,
         "output_bytes": h.output_bytes,
+        "vm_exits": h.vm_exits,
+        "host_calls": h.host_calls,
+        "guest_used_bytes": h.guest_used_bytes,
     })
 }

@@ -120,40 +120,42 @@ impl KvmBackend {
         let (reason2, output2) = (reason.clone(), output.clone());
         let vm = std::thread::Builder::new()
             .name("keep-vcpu".into())
-            .spawn(move || -> Result<(i32, Duration), keep_vmm::Error> {
-                let keep = Keep::launch(config, ExecImage::bytes())?;
-                let kill = keep.kill_handle();
-                let _ = kill_tx.send(kill.clone());
-                let counter = Counter {
-                    total: output2,
-                    cap,
-                    kill,
-                    reason: reason2,
-                };
-                let stdin: Option<Box<dyn io::Read + Send>> =
-                    stdin_inherit.then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
-                let mut server = RelayServer::new(
-                    stdin,
-                    Box::new(Counted {
-                        sink: stdout,
-                        sink_ok: true,
-                        counter: counter.clone(),
-                    }),
-                    Box::new(Counted {
-                        sink: stderr,
-                        sink_ok: true,
-                        counter,
-                    }),
-                    Some(Box::new(vmm_end)),
-                );
-                server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
-                let result = keep.run(&mut server);
-                let cpu = thread_cpu_time();
-                // Dropping the server closes the VMM's end of the channel, so the
-                // host's conversation ends too.
-                drop(server);
-                result.map(|exit| (exit.code, cpu))
-            })
+            .spawn(
+                move || -> Result<(i32, Duration, keep_vmm::Stats), keep_vmm::Error> {
+                    let keep = Keep::launch(config, ExecImage::bytes())?;
+                    let kill = keep.kill_handle();
+                    let _ = kill_tx.send(kill.clone());
+                    let counter = Counter {
+                        total: output2,
+                        cap,
+                        kill,
+                        reason: reason2,
+                    };
+                    let stdin: Option<Box<dyn io::Read + Send>> =
+                        stdin_inherit.then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
+                    let mut server = RelayServer::new(
+                        stdin,
+                        Box::new(Counted {
+                            sink: stdout,
+                            sink_ok: true,
+                            counter: counter.clone(),
+                        }),
+                        Box::new(Counted {
+                            sink: stderr,
+                            sink_ok: true,
+                            counter,
+                        }),
+                        Some(Box::new(vmm_end)),
+                    );
+                    server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
+                    let result = keep.run(&mut server);
+                    let cpu = thread_cpu_time();
+                    // Dropping the server closes the VMM's end of the channel, so the
+                    // host's conversation ends too.
+                    drop(server);
+                    result.map(|exit| (exit.code, cpu, exit.stats))
+                },
+            )
             .map_err(|e| LaunchError::Vmm(e.to_string()))?;
 
         let mut warnings = Vec::new();
@@ -167,11 +169,15 @@ impl KvmBackend {
         let joined = vm
             .join()
             .map_err(|_| LaunchError::Vmm("the vCPU thread panicked".into()))?;
+        let stats = joined.as_ref().ok().map(|(_, _, s)| s.clone());
         let host = HostStats {
             peak_rss_bytes: mem,
-            cpu_time: joined.as_ref().map(|(_, cpu)| *cpu).unwrap_or_default(),
+            cpu_time: joined.as_ref().map(|(_, cpu, _)| *cpu).unwrap_or_default(),
             wall_time: started.elapsed(),
             output_bytes: cap.map(|_| output.load(Ordering::Relaxed)),
+            vm_exits: stats.as_ref().map(|s| s.exits),
+            host_calls: stats.as_ref().map(|s| s.host_calls),
+            guest_used_bytes: stats.as_ref().map(|s| s.guest_peak_bytes),
         };
         let recorded = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let outcome = match (&joined, recorded, &report) {
@@ -192,7 +198,7 @@ impl KvmBackend {
             (Err(e), None, Err(ConverseError::Wire(_))) => Outcome::Failed {
                 message: format!("the KVM Keep stopped: {e}"),
             },
-            (Ok((code, _)), None, Err(ConverseError::Wire(e))) => Outcome::Failed {
+            (Ok((code, _, _)), None, Err(ConverseError::Wire(e))) => Outcome::Failed {
                 message: format!("the exec ended without a report (exit {code}): {e}"),
             },
         };

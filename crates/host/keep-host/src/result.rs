@@ -33,6 +33,11 @@ pub struct HostStats {
     /// Bytes relayed from the workload's stdout and stderr (counted only when an
     /// output cap is set: otherwise the Keep writes to them directly).
     pub output_bytes: Option<u64>,
+    /// KVM Keep only: VM exits and host calls of the run, and the guest memory the
+    /// shim allocated at its peak (it reports this at exit; the guest's word).
+    pub vm_exits: Option<u64>,
+    pub host_calls: Option<u64>,
+    pub guest_used_bytes: Option<u64>,
 }
 
 /// The result of one run.

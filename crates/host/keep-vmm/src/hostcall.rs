@@ -43,7 +43,7 @@ pub trait HostCallServer {
 pub(crate) enum Request {
     Call(HostCall),
     Log(String),
-    Exit(i32),
+    Exit(i32, u64),
     Fault {
         vector: u64,
         error_code: u64,
@@ -100,7 +100,7 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
         }
         call::CLOCK => Request::Call(HostCall::Clock { id: fd(a(0))? }),
         call::LOG => Request::Log(text(block, a(0), a(1))?),
-        call::EXIT => Request::Exit(a(0) as u32 as i32),
+        call::EXIT => Request::Exit(a(0) as u32 as i32, a(1)),
         call::FAULT => Request::Fault {
             vector: a(0),
             error_code: a(1),
@@ -110,6 +110,19 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
         call::ABORT => Request::Abort(text(block, a(0), a(1))?),
         call::SLEEP => Request::Sleep(a(0)),
         other => return Err(Error::Protocol(format!("unknown host call {other}"))),
+    })
+}
+
+/// Output the shim staged and had not sent when the Keep stopped (see
+/// `abi::PENDING_OFFSET`): a WRITE to serve, if the record is sane.
+pub(crate) fn pending_output(block: &[u8]) -> Option<HostCall> {
+    let o = crate::abi::PENDING_OFFSET as usize;
+    let fd = u32::from_le_bytes(block.get(o..o + 4)?.try_into().ok()?);
+    let len = u32::from_le_bytes(block.get(o + 4..o + 8)?.try_into().ok()?) as usize;
+    ((fd == 1 || fd == 2) && len > 0 && len <= DATA_CAPACITY).then_some(HostCall::Write {
+        fd,
+        offset: 0,
+        len,
     })
 }
 
@@ -410,7 +423,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&block_with(call::EXIT, [3, 0, 0, 0])),
-            Ok(Request::Exit(3))
+            Ok(Request::Exit(3, 0))
         ));
     }
 }

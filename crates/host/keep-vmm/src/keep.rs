@@ -45,6 +45,9 @@ pub struct Stats {
     pub host_calls: u64,
     /// From the first KVM_RUN to the first host call.
     pub first_call: Option<Duration>,
+    /// Peak guest memory the shim allocated, as it reported at exit (a statistic
+    /// from the guest; 0 when it did not exit normally).
+    pub guest_peak_bytes: u64,
     pub wall: Duration,
 }
 
@@ -57,7 +60,7 @@ pub struct Exit {
 
 /// What a request leaves for the run loop.
 enum Served {
-    Exit(i32),
+    Exit(i32, u64),
     Sleep(u64),
 }
 
@@ -237,13 +240,30 @@ impl Keep {
                         std::thread::sleep((until - now).min(Duration::from_millis(5)));
                     }
                 }
-                Ok(Some(Served::Exit(code))) => break Ok(code),
+                Ok(Some(Served::Exit(code, peak))) => {
+                    stats.guest_peak_bytes = peak;
+                    break Ok(code);
+                }
                 Err(e) => break Err(e),
             }
         };
         drop(dog);
+        if result.is_err() {
+            self.deliver_pending(server);
+        }
         stats.wall = start.elapsed();
         result.map(|code| Exit { code, stats })
+    }
+
+    /// The Keep stopped abnormally: hand over the output the shim had staged.
+    fn deliver_pending(&mut self, server: &mut dyn HostCallServer) {
+        let Ok(block) = self.mem.slice_mut(CALL_BLOCK_GPA, CALL_BLOCK_SIZE as usize) else {
+            return;
+        };
+        if let Some(call) = hostcall::pending_output(block) {
+            let (_, data) = block.split_at_mut(CALL_DATA_OFFSET as usize);
+            let _ = server.serve(&call, data);
+        }
     }
 
     /// Serves one request; Some when the run loop has more to do.
@@ -262,7 +282,7 @@ impl Keep {
                 server.log(&line);
                 Ok(None)
             }
-            Request::Exit(code) => Ok(Some(Served::Exit(code))),
+            Request::Exit(code, peak) => Ok(Some(Served::Exit(code, peak))),
             Request::Sleep(ns) => Ok(Some(Served::Sleep(ns))),
             Request::Fault {
                 vector,

@@ -80,7 +80,8 @@ pub mod call {
     pub const WRITE: u32 = 1;
     /// args: fd, offset, len. ret: bytes read (0..=len) or -errno; val[0]: offset of the data.
     pub const READ: u32 = 2;
-    /// args: exit code. No reply.
+    /// args: exit code, peak bytes of guest memory the shim allocated (a
+    /// statistic). No reply.
     pub const EXIT: u32 = 3;
     /// args: clock id. ret: 0 or -errno; val[0]: seconds, val[1]: nanoseconds.
     pub const CLOCK: u32 = 4;
@@ -108,6 +109,12 @@ pub struct CallHeader {
 
 /// Offset of the data area inside the call block.
 pub const CALL_DATA_OFFSET: u64 = 0x100;
+/// Output the shim has staged but not yet sent: `fd: u32, len: u32` at this offset
+/// of the block, the bytes at the start of the data area. The shim batches small
+/// stdout/stderr writes there and sends them with one WRITE when the area is full,
+/// before any other host call, and before it exits. If the Keep stops without that
+/// (a fault, a limit, a kill), the VMM delivers what is recorded here.
+pub const PENDING_OFFSET: u64 = 0x80;
 /// Largest errno the host may return (as -errno).
 pub const MAX_ERRNO: i64 = 4095;
 
@@ -121,6 +128,7 @@ const _: () = {
     assert!(CALL_BLOCK_GPA + CALL_BLOCK_SIZE <= SHIM_GPA);
     assert!(SHIM_GPA + SHIM_MAX <= PAYLOAD_GPA);
     assert!(core::mem::size_of::<BootInfo>() as u64 <= PAGE_SIZE);
-    assert!(core::mem::size_of::<CallHeader>() as u64 <= CALL_DATA_OFFSET);
+    assert!(core::mem::size_of::<CallHeader>() as u64 <= PENDING_OFFSET);
+    assert!(PENDING_OFFSET + 8 <= CALL_DATA_OFFSET);
     assert!(DOORBELL_GPA >= MAX_MEM_SIZE);
 };

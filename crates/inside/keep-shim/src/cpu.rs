@@ -46,6 +46,20 @@ pub fn random_u64() -> Option<u64> {
     None
 }
 
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC reads a counter; no memory or stack effects.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Whether the TSC ticks at a constant rate in every state (CPUID
+/// 0x8000_0007 EDX bit 8, "invariant TSC").
+pub fn invariant_tsc() -> bool {
+    cpuid(0x8000_0000, 0)[0] >= 0x8000_0007 && cpuid(0x8000_0007, 0)[3] & (1 << 8) != 0
+}
+
 pub fn halt_forever() -> ! {
     loop {
         // SAFETY: hlt stops the vCPU (an exit to the VMM), nothing else.

@@ -7,9 +7,11 @@
 use core::sync::atomic::{Ordering, fence};
 
 use crate::abi::{
-    CALL_BLOCK_GPA, CALL_BLOCK_SIZE, CALL_DATA_OFFSET, CallHeader, DOORBELL_GPA, MAX_ERRNO, call,
+    CALL_BLOCK_GPA, CALL_BLOCK_SIZE, CALL_DATA_OFFSET, CallHeader, DOORBELL_GPA, MAX_ERRNO,
+    PENDING_OFFSET, call,
 };
 use crate::cpu;
+use crate::global::Global;
 use crate::mm::phys_to_virt;
 
 /// Bytes of the data area.
@@ -46,8 +48,69 @@ fn request(nr: u32, args: [u64; 4]) -> CallHeader {
     unsafe { core::ptr::read_volatile(header_ptr()) }
 }
 
+/// stdout/stderr bytes staged at the start of the data area: (fd, len).
+static PENDING: Global<(u32, usize)> = Global::new((0, 0));
+
+fn set_pending(fd: u32, len: usize) {
+    PENDING.with(|p| *p = (fd, len));
+    // SAFETY: PENDING_OFFSET + 8 lies inside the block's header page (checked in
+    // abi); volatile because the VMM reads it if the Keep stops before a flush.
+    unsafe {
+        core::ptr::write_volatile(
+            phys_to_virt(CALL_BLOCK_GPA + PENDING_OFFSET) as *mut [u32; 2],
+            [fd, len as u32],
+        )
+    };
+}
+
+/// Stages up to `len` bytes of output for `fd` (1 or 2) behind what is already
+/// staged, sending the staged bytes first if they are for another fd and after if
+/// the area is full. Returns how many bytes were taken (the caller loops).
+/// A write error from the host is not reported for staged bytes (as with any
+/// buffered output, it is found later or not at all).
+pub fn stage_output(fd: u32, src: *const u8, len: usize) -> usize {
+    let (pfd, plen) = PENDING.with(|p| *p);
+    if plen > 0 && pfd != fd {
+        flush();
+    }
+    let plen = PENDING.with(|p| p.1);
+    let n = len.min(DATA_CAPACITY - plen);
+    // SAFETY: the caller checked `src..src+len` mapped; plen + n <= DATA_CAPACITY.
+    unsafe { core::ptr::copy_nonoverlapping(src, data().add(plen), n) };
+    set_pending(fd, plen + n);
+    if plen + n == DATA_CAPACITY {
+        flush();
+    }
+    n
+}
+
+/// Sends staged output, if any (one WRITE, more only if the host takes less).
+pub fn flush() {
+    let (fd, len) = PENDING.with(|p| *p);
+    if len == 0 {
+        return;
+    }
+    set_pending(0, 0);
+    let mut off = 0;
+    while off < len {
+        let r = request(
+            call::WRITE,
+            [u64::from(fd), off as u64, (len - off) as u64, 0],
+        );
+        match checked_count(
+            r.ret,
+            len - off,
+            "host reply refused: write count out of range",
+        ) {
+            Ok(n) if n > 0 => off += n,
+            _ => break,
+        }
+    }
+}
+
 /// Stops the Keep: tells the host why, then halts for good.
 pub fn abort(reason: &str) -> ! {
+    flush();
     let n = reason.len().min(DATA_CAPACITY);
     // SAFETY: n bytes fit in the data area.
     unsafe { core::ptr::copy_nonoverlapping(reason.as_ptr(), data(), n) };
@@ -77,12 +140,14 @@ fn checked_count(ret: i64, max: usize, what: &str) -> Result<usize, i64> {
 /// Writes `len` bytes already placed at the start of the data area to `fd`.
 /// Returns the count the host wrote (never more than `len`) or -errno.
 pub fn write_staged(fd: u32, len: usize) -> Result<usize, i64> {
+    flush();
     let r = request(call::WRITE, [u64::from(fd), 0, len as u64, 0]);
     checked_count(r.ret, len, "host reply refused: write count out of range")
 }
 
 /// Reads up to `max` bytes from `fd` into the data area; returns (offset, count).
 pub fn read_staged(fd: u32, max: usize) -> Result<(usize, usize), i64> {
+    flush();
     let max = max.min(DATA_CAPACITY);
     let r = request(call::READ, [u64::from(fd), 0, max as u64, 0]);
     let n = checked_count(r.ret, max, "host reply refused: read count out of range")?;
@@ -112,6 +177,7 @@ pub fn clock(id: u32) -> Result<(i64, i64), i64> {
 
 /// A line for the host's log (e.g. an unsupported syscall). The reply is ignored.
 pub fn log(line: &[u8]) {
+    flush();
     let n = line.len().min(DATA_CAPACITY);
     // SAFETY: n bytes fit in the data area.
     unsafe { core::ptr::copy_nonoverlapping(line.as_ptr(), data(), n) };
@@ -121,12 +187,17 @@ pub fn log(line: &[u8]) {
 /// Sleeps in the host for `ns` nanoseconds (the reply is ignored: a host that
 /// returns early or late only changes timing, which it controls anyway).
 pub fn sleep(ns: u64) {
+    flush();
     if ns > 0 {
         request(call::SLEEP, [ns, 0, 0, 0]);
     }
 }
 
 pub fn exit(code: i32) -> ! {
-    request(call::EXIT, [code as u32 as u64, 0, 0, 0]);
+    flush();
+    request(
+        call::EXIT,
+        [code as u32 as u64, crate::mm::peak_bytes(), 0, 0],
+    );
     cpu::halt_forever()
 }

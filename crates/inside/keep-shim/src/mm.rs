@@ -47,6 +47,12 @@ pub fn init(boot: &Boot) {
     FRAMES.with(|f| f.pml4 = BOOT_PML4_GPA);
 }
 
+/// Peak guest-physical bytes in use: everything below the allocator's high-water
+/// mark (shim, payload file, page tables and the payload's memory).
+pub fn peak_bytes() -> u64 {
+    FRAMES.with(|f| f.next)
+}
+
 /// A zeroed frame, or None when guest memory is used up.
 pub fn alloc_frame() -> Option<u64> {
     let pa = FRAMES.with(|f| {

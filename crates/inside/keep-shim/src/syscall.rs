@@ -224,9 +224,20 @@ fn sys_write(fd: u64, buf: u64, len: u64) -> i64 {
     if !mm::user_range_ok(buf, len, false) {
         return -EFAULT;
     }
+    // stdout and stderr: staged in the call block and sent in batches (see
+    // hostcall::stage_output); a whole call block or more goes straight out.
+    if (fd == 1 || fd == 2) && (len as usize) < DATA_CAPACITY {
+        let mut done = 0;
+        while done < len as usize {
+            done +=
+                hostcall::stage_output(fd, (buf + done as u64) as *const u8, len as usize - done);
+        }
+        return len as i64;
+    }
     let mut done = 0u64;
     while done < len {
         let n = (len - done).min(DATA_CAPACITY as u64) as usize;
+        hostcall::flush();
         // SAFETY: the user range was checked mapped; n fits in the data area.
         unsafe { core::ptr::copy_nonoverlapping((buf + done) as *const u8, hostcall::data(), n) };
         match hostcall::write_staged(fd, n) {
@@ -266,6 +277,24 @@ fn sys_writev(fd: u64, iov: u64, cnt: u64) -> i64 {
         Ok(v) => v,
         Err(e) => return e,
     };
+    if fd == 1 || fd == 2 {
+        let mut total = 0u64;
+        for [base, len] in v {
+            if !mm::user_range_ok(*base, *len, false) {
+                return if total == 0 { -EFAULT } else { total as i64 };
+            }
+            let r = sys_write(u64::from(fd), *base, *len);
+            if r < 0 {
+                return if total == 0 { r } else { total as i64 };
+            }
+            total += r as u64;
+            if (r as u64) < *len {
+                break;
+            }
+        }
+        return total as i64;
+    }
+    hostcall::flush();
     let mut staged = 0usize;
     for [base, len] in v {
         if !mm::user_range_ok(*base, *len, false) {
@@ -536,13 +565,98 @@ fn sys_clock_gettime(id: u64, ts: u64) -> i64 {
     if !mm::user_range_ok(ts, 16, true) {
         return -EFAULT;
     }
-    match hostcall::clock(id as u32) {
+    match clock::now(id as u32) {
         Ok((sec, nsec)) => {
             // SAFETY: 16 bytes checked writable.
             unsafe { core::ptr::write_unaligned(ts as *mut [i64; 2], [sec, nsec]) };
             0
         }
         Err(e) => e,
+    }
+}
+
+/// Monotonic clocks without an exit per read: the host's monotonic time is
+/// extrapolated with the (invariant) TSC, at a rate measured against the host's
+/// clock, and re-synchronised with the host every `RESYNC_NS`. Readings never go
+/// backwards. The host's time was never trusted (only range-checked); this only
+/// avoids asking it thousands of times a second (wasmtime-wasi and tokio read
+/// CLOCK_MONOTONIC on every host call).
+mod clock {
+    use crate::cpu;
+    use crate::global::Global;
+    use crate::hostcall;
+
+    const RESYNC_NS: u64 = 50_000_000;
+    const CALIBRATE_NS: u64 = 2_000_000;
+
+    struct State {
+        /// Last host reading (ns) and the TSC then.
+        base_ns: u64,
+        base_tsc: u64,
+        /// First host reading of the calibration.
+        cal_ns: u64,
+        cal_tsc: u64,
+        /// ns per TSC tick, 32.32 fixed point; 0 until calibrated.
+        rate: u64,
+        last: u64,
+        usable: Option<bool>,
+    }
+
+    static STATE: Global<State> = Global::new(State {
+        base_ns: 0,
+        base_tsc: 0,
+        cal_ns: 0,
+        cal_tsc: 0,
+        rate: 0,
+        last: 0,
+        usable: None,
+    });
+
+    fn split(ns: u64) -> (i64, i64) {
+        ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64)
+    }
+
+    pub fn now(id: u32) -> Result<(i64, i64), i64> {
+        // CLOCK_MONOTONIC, _RAW, _COARSE, BOOTTIME share the host's monotonic clock.
+        if !matches!(id, 1 | 4 | 6 | 7) {
+            return hostcall::clock(id);
+        }
+        let usable = STATE.with(|s| *s.usable.get_or_insert_with(cpu::invariant_tsc));
+        if !usable {
+            return hostcall::clock(id);
+        }
+        let tsc = cpu::rdtsc();
+        let guess = STATE.with(|s| {
+            if s.rate == 0 || tsc < s.base_tsc {
+                return None;
+            }
+            let delta = ((u128::from(tsc - s.base_tsc) * u128::from(s.rate)) >> 32) as u64;
+            (delta < RESYNC_NS).then(|| {
+                let ns = (s.base_ns + delta).max(s.last);
+                s.last = ns;
+                ns
+            })
+        });
+        if let Some(ns) = guess {
+            return Ok(split(ns));
+        }
+        let (sec, nsec) = hostcall::clock(1)?;
+        let host = (sec as u64).saturating_mul(1_000_000_000) + nsec as u64;
+        let tsc = cpu::rdtsc();
+        let ns = STATE.with(|s| {
+            if s.cal_tsc == 0 {
+                (s.cal_ns, s.cal_tsc) = (host, tsc);
+            } else if host >= s.cal_ns + CALIBRATE_NS && tsc > s.cal_tsc {
+                let r = (u128::from(host - s.cal_ns) << 32) / u128::from(tsc - s.cal_tsc);
+                s.rate = u64::try_from(r).unwrap_or(0);
+                (s.cal_ns, s.cal_tsc) = (host, tsc);
+            }
+            (s.base_ns, s.base_tsc) = (host, tsc);
+            let ns = host.max(s.last);
+            s.last = ns;
+            ns
+        });
+        Ok(split(ns))
     }
 }
 
