@@ -142,6 +142,9 @@ pub struct DeployArgs {
     /// Sealed output bytes the host relays at most, e.g. 64MiB.
     #[arg(long, value_name = "SIZE")]
     pub max_output: Option<String>,
+    /// Do not forward this terminal's stdin (sealed) to the workload: it reads EOF.
+    #[arg(long)]
+    pub no_stdin: bool,
 }
 
 #[derive(Debug, Args)]

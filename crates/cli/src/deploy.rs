@@ -225,6 +225,7 @@ fn flow(
         .post_stream(&format!("/v1/keeps/{id}/payload"), &sealed)
         .map_err(|e| fail(3, format!("{e:#}")))?;
     drop(sealed);
+    let mut input = Some(session.input_sealer());
     let mut reader = RecordReader::new(session);
     let mut provisioned = false;
     let stdout = std::io::stdout();
@@ -269,6 +270,10 @@ fn flow(
                             return Err(fail(3, "the receipt names another workload"));
                         }
                         provisioned = true;
+                        // The Keep holds the workload: now its stdin may follow.
+                        if let Some(sealer) = input.take() {
+                            forward_stdin(remote, &id, sealer, args.no_stdin);
+                        }
                         progress.state(
                             3,
                             &id,
@@ -336,6 +341,66 @@ fn flow(
             other => return Err(fail(3, format!("unexpected {other:?} frame from the host"))),
         }
     }
+}
+
+/// The largest chunk of stdin per input record.
+const INPUT_CHUNK: usize = 64 * 1024;
+
+/// This process's stdin as a stream of `Input` frames, each a record sealed for the
+/// Keep, ending with the end-of-input record (at EOF, or on a read error).
+struct InputFrames<R> {
+    src: Option<R>,
+    sealer: keep_seal::InputSealer,
+    out: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for InputFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.out.len() {
+            let Some(src) = self.src.as_mut() else {
+                return Ok(0);
+            };
+            let mut chunk = vec![0u8; INPUT_CHUNK];
+            let record = match src.read(&mut chunk) {
+                Ok(0) | Err(_) => {
+                    self.src = None;
+                    self.sealer.end()
+                }
+                Ok(n) => self.sealer.data(&chunk[..n]),
+            }
+            .map_err(std::io::Error::other)?;
+            self.out.clear();
+            self.pos = 0;
+            keep_wire::write_frame(&mut self.out, FrameKind::Input, &record)
+                .map_err(std::io::Error::other)?;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Streams stdin (or, with `--no-stdin`, only the end of input) to the Keep in the
+/// background. Its fate does not decide the deploy: a workload may end before
+/// reading all of it.
+fn forward_stdin(remote: &Remote, id: &str, sealer: keep_seal::InputSealer, none: bool) {
+    let (remote, path) = (remote.clone(), format!("/v1/keeps/{id}/stdin"));
+    std::thread::spawn(move || {
+        let src: Box<dyn std::io::Read + Send> = if none {
+            Box::new(std::io::empty())
+        } else {
+            Box::new(std::io::stdin())
+        };
+        let frames = InputFrames {
+            src: Some(src),
+            sealer,
+            out: Vec::new(),
+            pos: 0,
+        };
+        let _ = remote.post_reader(&path, frames);
+    });
 }
 
 /// Verifies the evidence; returns the attested public key.

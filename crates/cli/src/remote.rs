@@ -17,6 +17,7 @@ use crate::cli::{KillArgs, RemoteArgs, ServeArgs};
 const MAX_ANSWER: u64 = 1 << 20;
 
 /// An HTTP client for one agent and token.
+#[derive(Clone)]
 pub struct Remote {
     agent: ureq::Agent,
     base: String,
@@ -230,6 +231,27 @@ impl Remote {
         let resp = self
             .auth(self.agent.delete(self.url(path)))
             .call()
+            .map_err(|e| self.unreachable(e))?;
+        Self::answer(resp)
+    }
+
+    /// Posts a body streamed from `reader` (chunked), with no write timeout: it may
+    /// wait as long as the far end does not read (a workload not reading its stdin).
+    pub fn post_reader(
+        &self,
+        path: &str,
+        reader: impl std::io::Read + 'static,
+    ) -> Result<serde_json::Value> {
+        let resp = self
+            .auth(
+                self.agent
+                    .post(self.url(path))
+                    .config()
+                    .timeout_per_write(None)
+                    .build(),
+            )
+            .header("Content-Type", "application/x-keep-frames")
+            .send(ureq::SendBody::from_owned_reader(reader))
             .map_err(|e| self.unreachable(e))?;
         Self::answer(resp)
     }

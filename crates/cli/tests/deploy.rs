@@ -1212,18 +1212,46 @@ fn a_silent_host_is_detected_by_the_idle_timeout() {
     no_keeps_left(&agent);
 }
 
-/// Waits for a child, killing it and failing the test if it runs past `deadline`.
+/// Waits for a child (draining its stdout and stderr meanwhile), killing it and
+/// failing the test if it runs past `deadline`.
 fn output_within(mut child: Child, deadline: std::time::Instant, what: &str) -> Output {
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
-            panic!("{what} hung: {}", stderr(&o));
+            let _ = child.wait();
+            let err = err.join().unwrap();
+            panic!("{what} hung: {}", String::from_utf8_lossy(&err));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
 }
 
@@ -1314,4 +1342,108 @@ fn fifty_concurrent_deploys_against_one_agent_all_end_cleanly() {
     // Room for a few: the rest are refused at state 1, cleanly.
     let (ok, _) = concurrent_deploys(50, 4);
     assert!(ok >= 1);
+}
+
+/// `keep deploy` with `input` on its stdin (fed from another thread).
+fn deploy_with_stdin(agent: &Agent, extra: &[&str], input: &[u8]) -> Output {
+    let mut cmd = keep();
+    cmd.args(["deploy", "--host", &agent.url, "--token", ALICE])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let o = output_within(child, deadline, "deploy with stdin");
+    feeder.join().unwrap();
+    o
+}
+
+#[test]
+fn stdin_reaches_the_workload_sealed_with_its_end() {
+    let agent = Agent::start(None);
+    let policy = dev_policy(&agent);
+    // Larger than a record (64 KiB) and than a pipe buffer: several records, and
+    // back-pressure from a workload that writes as it reads.
+    let mut input = Vec::new();
+    for i in 0..40_000 {
+        input.extend_from_slice(format!("line {i} CANARY-stdin-3e9d\n").as_bytes());
+    }
+    let (url, seen) = recording_proxy(&agent.addr);
+    let mut cmd = keep();
+    cmd.args([
+        "deploy", "--host", &url, "--token", ALICE, "--policy", &policy,
+    ])
+    .arg(fixture("cat.wasm"))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let fed = input.clone();
+    let feeder = std::thread::spawn(move || {
+        let _ = pipe.write_all(&fed);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let o = output_within(child, deadline, "cat with stdin");
+    feeder.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), input.len());
+    assert!(o.stdout == input, "stdin came back changed");
+    // Neither the input nor the output crossed the wire in clear.
+    let traffic = seen.lock().unwrap().clone();
+    assert!(contains(&traffic, b"/stdin"), "the proxy saw the input");
+    assert!(
+        !contains(&traffic, b"CANARY-stdin-3e9d"),
+        "stdin on the wire"
+    );
+    // An empty stdin is EOF at once; --no-stdin likewise.
+    let o = deploy_with_stdin(&agent, &["--policy", &policy, &fixture("cat.wasm")], b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let o = deploy_with_stdin(
+        &agent,
+        &["--policy", &policy, "--no-stdin", &fixture("cat.wasm")],
+        b"not forwarded\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    // A workload that does not read its stdin still ends.
+    let o = deploy_with_stdin(
+        &agent,
+        &["--policy", &policy, &fixture("hello.wasm")],
+        &input,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    no_keeps_left(&agent);
+    let log = agent.log();
+    assert!(log.contains("sealed input relayed"), "{log}");
+    assert!(!log.contains("CANARY-stdin"), "input in the agent's log");
+}
+
+#[test]
+fn dropped_input_is_refused_inside_the_keep() {
+    let agent = Agent::start(Some("drop-input"));
+    let o = deploy_with_stdin(
+        &agent,
+        &["--policy", &dev_policy(&agent), &fixture("cat.wasm")],
+        b"first\nsecond\n",
+    );
+    assert_state_failure(
+        &o,
+        125,
+        &[
+            "state 3 (provisioned)",
+            "refused the tenant's input",
+            "out of order",
+        ],
+    );
+    assert_eq!(stdout(&o), "");
+    no_keeps_left(&agent);
 }

@@ -22,11 +22,16 @@
 //!   chunks, and the exit report (last). The nonce is the sequence number and the AAD
 //!   holds sequence and kind, so a host that drops, reorders, replays or truncates
 //!   records is detected ([`RecordReader`]).
+//! - The workload's stdin goes the other way as input records ([`InputSealer`],
+//!   [`InputReader`]) under a second exported key ("keep/v1 input"), in order, ending
+//!   with an end-of-input record.
 
+mod input;
 mod payload;
 mod record;
 mod session;
 
+pub use input::{Input, InputReader, InputSealer};
 pub use payload::{Payload, SealedManifest, Secret, SecretDelivery};
 pub use record::{Receipt, Record, RecordKind, RecordReader};
 pub use session::{KeepKey, Session, seal};

@@ -14,6 +14,7 @@ type Kem = X25519HkdfSha256;
 const ENC_LEN: usize = 32;
 const PAYLOAD_INFO: &[u8] = b"keep/v1 payload";
 const RECORD_EXPORT: &[u8] = b"keep/v1 records";
+const INPUT_EXPORT: &[u8] = b"keep/v1 input";
 
 fn info(report_data: &[u8; DIGEST_LEN]) -> Vec<u8> {
     let mut info = PAYLOAD_INFO.to_vec();
@@ -67,8 +68,11 @@ impl KeepKey {
         let mut key = [0u8; 32];
         ctx.export(RECORD_EXPORT, &mut key)
             .map_err(|_| SealError::Open)?;
+        let mut input_key = [0u8; 32];
+        ctx.export(INPUT_EXPORT, &mut input_key)
+            .map_err(|_| SealError::Open)?;
         let payload = Payload::decode(&plain)?;
-        Ok((payload, Session { key }))
+        Ok((payload, Session { key, input_key }))
     }
 }
 
@@ -96,14 +100,20 @@ pub fn seal(
     let mut key = [0u8; 32];
     ctx.export(RECORD_EXPORT, &mut key)
         .map_err(|e| SealError::Seal(e.to_string()))?;
+    let mut input_key = [0u8; 32];
+    ctx.export(INPUT_EXPORT, &mut input_key)
+        .map_err(|e| SealError::Seal(e.to_string()))?;
     let mut out = enc.to_bytes().to_vec();
     out.extend_from_slice(&ct);
-    Ok((out, Session { key }))
+    Ok((out, Session { key, input_key }))
 }
 
-/// The key both ends hold after sealing / opening, for records from the Keep.
+/// The keys both ends hold after sealing / opening: one for records from the Keep,
+/// one for the tenant's input to the Keep (two exporter contexts, so the two
+/// directions never share a key and nonce).
 pub struct Session {
     key: [u8; 32],
+    pub(crate) input_key: [u8; 32],
 }
 
 impl Session {

@@ -34,6 +34,9 @@ pub enum FrameKind {
     /// agent -> tenant only (the agent's HTTP output stream, never the launch
     /// channel): nothing to relay yet, the Keep still runs. Empty payload.
     Keepalive = 10,
+    /// tenant -> agent -> exec: one input record sealed by the tenant for the Keep
+    /// (the workload's stdin; opaque bytes).
+    Input = 11,
 }
 
 impl FrameKind {
@@ -49,6 +52,7 @@ impl FrameKind {
             8 => Self::Sealed,
             9 => Self::Record,
             10 => Self::Keepalive,
+            11 => Self::Input,
             _ => return None,
         })
     }

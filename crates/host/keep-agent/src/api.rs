@@ -59,6 +59,10 @@ pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
             "/v1/keeps/{id}/payload",
             post(payload).layer(DefaultBodyLimit::max(keep_wire::MAX_SEALED_FRAME as usize)),
         )
+        .route(
+            "/v1/keeps/{id}/stdin",
+            post(stdin).layer(DefaultBodyLimit::disable()),
+        )
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state.clone());
@@ -243,6 +247,7 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         events: std::sync::Mutex::new(Vec::new()),
         challenged: AtomicBool::new(false),
         provisioning: AtomicBool::new(false),
+        stdin_opened: AtomicBool::new(false),
     });
     if let Err(m) = state
         .registry
@@ -496,6 +501,121 @@ async fn payload(
         .header(header::CONTENT_TYPE, "application/x-keep-frames")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+}
+
+/// The most input bytes relayed to one Keep.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// Relays the tenant's sealed input (the workload's stdin) to the Keep: the request
+/// body is a stream of `Input` frames, each written to the launch channel as it
+/// arrives (the agent cannot read them). Once per Keep, after its receipt.
+async fn stdin(
+    State(state): S,
+    headers: HeaderMap,
+    cert: ClientCert,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let who = match authed(&state, &headers, &cert) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let e = match owned(&state, &who, &id) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if e.state() != TrustState::Provisioned || e.stdin_opened.swap(true, Ordering::SeqCst) {
+        return error(
+            StatusCode::CONFLICT,
+            "stdin: the Keep must be provisioned (its receipt relayed), and its stdin opened once",
+        );
+    }
+    let mut channel = match e.keep.lock().ok().map(|k| k.channel()) {
+        Some(Ok(c)) => c,
+        _ => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "launch channel unavailable",
+            );
+        }
+    };
+    // A blocking writer: the exec's stdin pipe pushes back through it to the tenant.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        while let Some(wire) = rx.blocking_recv() {
+            if channel.write_all(&wire).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    use futures_util::StreamExt as _;
+    let outcome: Result<(), (StatusCode, String)> = 'relay: loop {
+        let chunk = match stream.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(err)) => break Err((StatusCode::BAD_REQUEST, format!("stdin: {err}"))),
+            None if buf.is_empty() => break Ok(()),
+            None => break Err((StatusCode::BAD_REQUEST, "stdin: truncated frame".into())),
+        };
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= 8 {
+            let word = |at: usize| {
+                let mut w = [0u8; 4];
+                w.copy_from_slice(&buf[at..at + 4]);
+                u32::from_le_bytes(w)
+            };
+            let (kind, len) = (word(0), word(4));
+            if kind != keep_wire::FrameKind::Input as u32 {
+                break 'relay Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("stdin: frame kind {kind}, expected Input (11)"),
+                ));
+            }
+            if len > keep_wire::MAX_CONTROL_FRAME {
+                break 'relay Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "stdin: frame too large".into(),
+                ));
+            }
+            let total = 8 + len as usize;
+            if buf.len() < total {
+                break;
+            }
+            let wire: Vec<u8> = buf.drain(..total).collect();
+            frames += 1;
+            bytes += len as u64;
+            if bytes > MAX_INPUT {
+                break 'relay Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("stdin: more than {MAX_INPUT} bytes"),
+                ));
+            }
+            if frames == 1 && relay::tampering("drop-input") {
+                continue;
+            }
+            if tx.send(wire).await.is_err() {
+                break 'relay Err((StatusCode::CONFLICT, "stdin: the Keep has ended".into()));
+            }
+        }
+    };
+    drop(tx);
+    let delivered = tokio::task::spawn_blocking(move || writer.join().unwrap_or(false))
+        .await
+        .unwrap_or(false);
+    e.event(format!(
+        "sealed input relayed ({frames} records, {bytes} bytes)"
+    ));
+    tracing::info!(keep = %e.id, records = frames, bytes, "sealed input relayed");
+    match outcome {
+        Err((status, message)) => error(status, message),
+        Ok(()) if !delivered => error(StatusCode::CONFLICT, "stdin: the Keep has ended"),
+        Ok(()) => axum::Json(json!({ "id": id, "input_records": frames, "input_bytes": bytes }))
+            .into_response(),
+    }
 }
 
 async fn metrics(State(state): S) -> Response {

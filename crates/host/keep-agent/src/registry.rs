@@ -73,6 +73,8 @@ pub struct Entry {
     pub challenged: std::sync::atomic::AtomicBool,
     /// Set by the first payload: one per Keep.
     pub provisioning: std::sync::atomic::AtomicBool,
+    /// Set when the tenant opens the Keep's stdin: once per Keep.
+    pub stdin_opened: std::sync::atomic::AtomicBool,
 }
 
 impl Entry {

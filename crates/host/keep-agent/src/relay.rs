@@ -33,7 +33,8 @@ pub enum RelayError {
 /// nonce), `replay-evidence` (answer every challenge with the first evidence seen),
 /// `public-key` (swap the Keep's public key), `truncate-payload` (drop the sealed
 /// payload's last 16 bytes), `drop-record` (drop the second sealed record),
-/// `reorder-records` (swap the second and third records).
+/// `reorder-records` (swap the second and third records), `drop-input` (drop the
+/// tenant's first input record).
 pub fn tamper() -> Option<String> {
     #[cfg(debug_assertions)]
     {
@@ -45,7 +46,7 @@ pub fn tamper() -> Option<String> {
     }
 }
 
-fn tampering(what: &str) -> bool {
+pub(crate) fn tampering(what: &str) -> bool {
     tamper().is_some_and(|t| t == what)
 }
 

@@ -37,6 +37,14 @@ pub fn take_capture() -> Option<(std::fs::File, std::fs::File)> {
     CAPTURE.lock().ok().and_then(|mut c| c.take())
 }
 
+/// The read end of the workload's stdin: the tenant's sealed input, opened here.
+static STDIN: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// The workload's stdin, when it comes from the tenant (taken once).
+pub fn take_stdin() -> Option<std::fs::File> {
+    STDIN.lock().ok().and_then(|mut c| c.take())
+}
+
 /// The runtime measurement: the launcher's (as a TEE platform measures a guest at
 /// launch), or else the SHA-384 of the exec's own image (`/proc/self/exe`).
 fn measurement(challenge: &Challenge) -> Result<[u8; 48], String> {
@@ -106,6 +114,7 @@ pub fn run(channel: &mut Channel, challenge: &Challenge) -> ExitReport {
     };
     let payload_sha384 = hex::encode(keep_seal::sha384(&sealed));
     drop(sealed);
+    let mut session_input = Some(session.input_reader());
     let writer = match channel.try_clone() {
         Ok(w) => Arc::new(Mutex::new(Sender {
             channel: w,
@@ -143,7 +152,10 @@ pub fn run(channel: &mut Channel, challenge: &Challenge) -> ExitReport {
         Ok(p) => p,
         Err(e) => return sealed_end(&writer, failed(format!("state 3: output capture: {e}"))),
     };
-    crate::watch_host(channel);
+    let input = session_input.take();
+    if let Err(e) = watch_host_and_input(channel, &writer, input) {
+        return sealed_end(&writer, failed(format!("state 3: stdin: {e}")));
+    }
     let report = crate::outcome::run_workload(&spec, &payload.workload, channel);
     // The store (and with it the pipes' write ends) is gone: drain the pumps.
     let _ = take_capture();
@@ -178,6 +190,59 @@ fn send(writer: &Arc<Mutex<Sender>>, kind: RecordKind, data: &[u8]) -> bool {
     };
     s.seq += 1;
     write_frame(&mut s.channel, FrameKind::Record, &record).is_ok()
+}
+
+/// While the workload runs, the host may send only the tenant's sealed input
+/// (`Input` frames): each opens here, in order, into the workload's stdin (a pipe
+/// inside the exec); the end record closes it. Anything else from the host, or the
+/// host going away, ends the Keep as `watch_host` does; input that does not open
+/// (tampered, dropped, reordered, replayed by the host) is refused in a sealed
+/// record, and the Keep ends.
+fn watch_host_and_input(
+    channel: &Channel,
+    writer: &Arc<Mutex<Sender>>,
+    input: Option<keep_seal::InputReader>,
+) -> std::io::Result<()> {
+    if crate::in_kvm_keep() {
+        return Ok(());
+    }
+    let Some(mut input) = input else {
+        return Ok(());
+    };
+    let (stdin_r, stdin_w) = std::io::pipe()?;
+    if let Ok(mut s) = STDIN.lock() {
+        *s = Some(std::fs::File::from(OwnedFd::from(stdin_r)));
+    }
+    let mut watch = channel.try_clone()?;
+    let writer = writer.clone();
+    std::thread::Builder::new().spawn(move || {
+        use std::io::Write as _;
+        let mut stdin = Some(stdin_w);
+        loop {
+            let frame = match read_frame(&mut watch, keep_wire::MAX_CONTROL_FRAME) {
+                Ok(f) if f.kind == FrameKind::Input => f,
+                _ => std::process::exit(crate::EXIT_HOST_GONE),
+            };
+            match input.open(&frame.payload) {
+                Ok(keep_seal::Input::Data(d)) => {
+                    // A workload that closed its stdin just does not get the rest.
+                    if let Some(w) = stdin.as_mut()
+                        && w.write_all(&d).is_err()
+                    {
+                        stdin = None;
+                    }
+                }
+                Ok(keep_seal::Input::End) => stdin = None,
+                Err(e) => {
+                    let message = format!("the Keep refused the tenant's input: {e}");
+                    let json = serde_json::json!({ "message": message }).to_string();
+                    send(&writer, RecordKind::Refused, json.as_bytes());
+                    std::process::exit(crate::EXIT_HOST_GONE);
+                }
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// The largest chunk of output per record.

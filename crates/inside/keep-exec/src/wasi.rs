@@ -47,6 +47,10 @@ pub fn builder(
     if spec.stdio[2] == StdioTarget::Inherit {
         b.inherit_stderr();
     }
+    // Attested launches: stdin is the tenant's sealed input, opened inside the exec.
+    if let Some(stdin) = crate::attested::take_stdin() {
+        b.stdin(wasmtime_wasi::cli::InputFile::new(stdin));
+    }
     // Attested launches capture output inside the exec and seal it for the tenant.
     if let Some((out, err)) = crate::attested::take_capture() {
         b.stdout(wasmtime_wasi::cli::OutputFile::new(out));
