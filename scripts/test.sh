@@ -22,6 +22,14 @@ step "the exec's own unit tests (static build, shares target/exec with the embed
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo test --locked --profile exec -p keep-exec --target x86_64-unknown-linux-gnu --target-dir target/exec
 
+step "the README's two-terminal walkthrough, as written (loopback port 8400)"
+if (exec 3<>/dev/tcp/127.0.0.1/8400) 2>/dev/null; then
+  echo "skipped: something already listens on 127.0.0.1:8400"
+else
+  cargo build --locked -p keep-cli
+  KEEP_BIN_DIR=target/debug scripts/walkthrough.sh
+fi
+
 if [ "${KEEP_SKIP_CONFORMANCE:-0}" != 1 ]; then
   step "WASI conformance (wasi-testsuite, wasm32-wasip1)"
   scripts/wasi-testsuite.sh

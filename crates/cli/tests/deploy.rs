@@ -994,10 +994,10 @@ fn mtls_tenants_deploy_by_certificate_and_stay_apart() {
             &fixture("infinite_loop.wasm"),
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut deploying = o;
+    let deploying = o;
     let mut id = String::new();
     for _ in 0..200 {
         let o = with_cert(&dave_cert, &dave_key, &["ps", "--json"]);
@@ -1030,7 +1030,17 @@ fn mtls_tenants_deploy_by_certificate_and_stay_apart() {
     assert!(!stdout(&o).contains(&id));
     let o = with_cert(&dave_cert, &dave_key, &["kill", &id]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let _ = deploying.wait();
+    // The deploy is told who ended its Keep.
+    let o = output_within(
+        deploying,
+        std::time::Instant::now() + std::time::Duration::from_secs(30),
+        "the killed deploy",
+    );
+    assert_state_failure(
+        &o,
+        125,
+        &["state 3 (provisioned)", "terminated (killed by its tenant)"],
+    );
     no_keeps_left(&agent);
 }
 

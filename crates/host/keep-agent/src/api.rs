@@ -147,6 +147,9 @@ async fn shutdown_signal() {
 
 fn terminate(state: &AppState, e: &Arc<Entry>, why: &str) {
     e.event(format!("terminated: {why}"));
+    if let Ok(mut t) = e.terminated.lock() {
+        t.get_or_insert_with(|| why.to_string());
+    }
     if let Ok(mut k) = e.keep.lock() {
         k.terminate(why);
     }
@@ -248,6 +251,7 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         challenged: AtomicBool::new(false),
         provisioning: AtomicBool::new(false),
         stdin_opened: AtomicBool::new(false),
+        terminated: std::sync::Mutex::new(None),
     });
     if let Err(m) = state
         .registry
@@ -479,9 +483,11 @@ async fn payload(
             (None, End::Lost(why)) => {
                 tracing::info!(keep = %e.id, reason = %why, "Keep ended without a report");
                 e.event(format!("ended without a report: {why}"));
-                send(relay::host_exit(Outcome::Failed {
-                    message: format!("the Keep ended without a report ({why})"),
-                }));
+                let message = match e.terminated.lock().ok().and_then(|t| t.clone()) {
+                    Some(by) => format!("the Keep was terminated ({by})"),
+                    None => format!("the Keep ended without a report ({why})"),
+                };
+                send(relay::host_exit(Outcome::Failed { message }));
                 Metrics::inc(&st.metrics.failed);
             }
         }

@@ -75,6 +75,8 @@ pub struct Entry {
     pub provisioning: std::sync::atomic::AtomicBool,
     /// Set when the tenant opens the Keep's stdin: once per Keep.
     pub stdin_opened: std::sync::atomic::AtomicBool,
+    /// Why the agent terminated the Keep, if it did (told to the tenant).
+    pub terminated: Mutex<Option<String>>,
 }
 
 impl Entry {
