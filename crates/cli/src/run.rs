@@ -285,5 +285,6 @@ fn stats_json(result: &RunResult) -> serde_json::Value {
         "vm_exits": h.vm_exits,
         "host_calls": h.host_calls,
         "guest_used_bytes": h.guest_used_bytes,
+        "launch_digest": h.launch_digest.map(hex::encode),
     })
 }

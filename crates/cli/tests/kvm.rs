@@ -205,6 +205,27 @@ fn measure_is_stable_and_covers_the_memory_size() {
         stdout(&text).lines().next(),
         Some(&*format!("sha384:{digest}"))
     );
+    // A Keep launched with the same memory reports the same digest.
+    if have_kvm() {
+        let r = run(
+            &[
+                "run",
+                "--backend",
+                "kvm",
+                "--memory",
+                "64MiB",
+                "--stats",
+                "--json",
+                &fixture("hello.wasm"),
+            ],
+            None,
+        );
+        let line = stderr(&r);
+        let v: serde_json::Value = serde_json::from_str(line.trim()).expect("stats json");
+        assert_eq!(v["stats"]["launch_digest"], c["launch_digest"]);
+        assert!(v["stats"]["guest_used_bytes"].as_u64().unwrap() > 0);
+        assert!(v["stats"]["host_calls"].as_u64().unwrap() > 0);
+    }
     let o = run(&["measure", "--backend", "process"], None);
     assert_one_line(&o, 125, &["launch digest"]);
 }

@@ -77,8 +77,9 @@ impl KvmBackend {
     /// memory limit, computed offline (no KVM needed).
     pub fn measure(workload_memory: Option<u64>) -> Result<([u8; 48], u64), LaunchError> {
         let mem = Self::guest_memory(workload_memory)?;
-        let digest = Keep::measure(&Self::config(mem), ExecImage::bytes())
-            .map_err(|e| LaunchError::Vmm(e.to_string()))?;
+        let digest =
+            Keep::measure_with_payload_hash(&Self::config(mem), ExecImage::bytes(), exec_hash())
+                .map_err(|e| LaunchError::Vmm(e.to_string()))?;
         Ok((digest, mem))
     }
 
@@ -115,16 +116,17 @@ impl KvmBackend {
         let reason: Arc<Mutex<Option<(Limit, String)>>> = Arc::default();
         let output = Arc::new(AtomicU64::new(0));
         let cap = request.limits.output_bytes;
-        let (kill_tx, kill_rx) = mpsc::channel::<KillHandle>();
+        let (kill_tx, kill_rx) = mpsc::channel::<(KillHandle, [u8; 48])>();
         let stdin_inherit = spec.stdio[0] == StdioTarget::Inherit;
         let (reason2, output2) = (reason.clone(), output.clone());
         let vm = std::thread::Builder::new()
             .name("keep-vcpu".into())
             .spawn(
                 move || -> Result<(i32, Duration, keep_vmm::Stats), keep_vmm::Error> {
-                    let keep = Keep::launch(config, ExecImage::bytes())?;
+                    let keep =
+                        Keep::launch_with_payload_hash(config, ExecImage::bytes(), exec_hash())?;
                     let kill = keep.kill_handle();
-                    let _ = kill_tx.send(kill.clone());
+                    let _ = kill_tx.send((kill.clone(), keep.digest()));
                     let counter = Counter {
                         total: output2,
                         cap,
@@ -160,8 +162,9 @@ impl KvmBackend {
 
         let mut warnings = Vec::new();
         let report = converse(&mut channel, &request, &mut warnings);
+        let launched = kill_rx.try_recv().ok();
         if report.is_err()
-            && let Ok(kill) = kill_rx.try_recv()
+            && let Some((kill, _)) = &launched
         {
             kill.kill();
         }
@@ -178,6 +181,7 @@ impl KvmBackend {
             vm_exits: stats.as_ref().map(|s| s.exits),
             host_calls: stats.as_ref().map(|s| s.host_calls),
             guest_used_bytes: stats.as_ref().map(|s| s.guest_peak_bytes),
+            launch_digest: launched.map(|(_, d)| d),
         };
         let recorded = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let outcome = match (&joined, recorded, &report) {
@@ -209,6 +213,18 @@ impl KvmBackend {
             warnings,
         })
     }
+}
+
+/// The exec's SHA-384, computed by the build script from the embedded bytes (so a
+/// launch does not hash 29 MB again).
+fn exec_hash() -> [u8; 48] {
+    let mut h = [0u8; 48];
+    if hex::decode_to_slice(crate::EXEC_SHA384, &mut h).is_err() {
+        // Cannot happen (the build script writes 96 hex digits); hash it then.
+        use sha2::Digest;
+        h = sha2::Sha384::digest(ExecImage::bytes()).into();
+    }
+    h
 }
 
 /// What the KVM Keep cannot serve yet: the shim has no file system and no

@@ -8,7 +8,7 @@ use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use crate::abi::*;
 use crate::error::vector_name;
 use crate::hostcall::{self, HostCallServer, Request};
-use crate::measure::launch_digest;
+use crate::measure::{fold, sha384};
 use crate::memory::GuestMemory;
 use crate::watchdog::{FIRED_CPU, FIRED_KILL, FIRED_WALL, KillHandle, Watchdog};
 use crate::{Error, SHIM, loader, vcpu};
@@ -91,10 +91,30 @@ fn check_config(config: &KeepConfig, payload: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+fn digest_of(payload: &[u8], payload_sha384: [u8; 48], boot: &[u8]) -> [u8; 48] {
+    fold([
+        (SHIM.len() as u64, *SHIM_SHA384),
+        (payload.len() as u64, payload_sha384),
+        (boot.len() as u64, sha384(boot)),
+    ])
+}
+
+/// The shim's hash, computed once per process.
+static SHIM_SHA384: std::sync::LazyLock<[u8; 48]> = std::sync::LazyLock::new(|| sha384(SHIM));
+
 impl Keep {
     /// The launch digest a Keep with this configuration and payload would have,
     /// computed without KVM (for `keep measure`).
     pub fn measure(config: &KeepConfig, payload: &[u8]) -> Result<[u8; 48], Error> {
+        Self::measure_with_payload_hash(config, payload, sha384(payload))
+    }
+
+    /// As [`Keep::measure`], with the payload's SHA-384 supplied by the caller.
+    pub fn measure_with_payload_hash(
+        config: &KeepConfig,
+        payload: &[u8],
+        payload_sha384: [u8; 48],
+    ) -> Result<[u8; 48], Error> {
         check_config(config, payload)?;
         let boot = loader::boot_info(
             config.mem_size,
@@ -102,11 +122,23 @@ impl Keep {
             &config.args,
             &config.env,
         )?;
-        Ok(launch_digest(SHIM, payload, &boot))
+        Ok(digest_of(payload, payload_sha384, &boot))
     }
 
     /// Creates the VM and loads shim, payload and boot parameters. Nothing runs yet.
     pub fn launch(config: KeepConfig, payload: &[u8]) -> Result<Self, Error> {
+        Self::launch_with_payload_hash(config, payload, sha384(payload))
+    }
+
+    /// As [`Keep::launch`], with the payload's SHA-384 supplied by the caller (e.g.
+    /// computed when the exec was built), so a launch does not hash it again. The
+    /// caller is the host, which on plain KVM computes the digest anyway: a wrong
+    /// hash gives a wrong digest, as a host that lies would.
+    pub fn launch_with_payload_hash(
+        config: KeepConfig,
+        payload: &[u8],
+        payload_sha384: [u8; 48],
+    ) -> Result<Self, Error> {
         check_config(&config, payload)?;
         let boot = loader::boot_info(
             config.mem_size,
@@ -114,7 +146,7 @@ impl Keep {
             &config.args,
             &config.env,
         )?;
-        let digest = launch_digest(SHIM, payload, &boot);
+        let digest = digest_of(payload, payload_sha384, &boot);
         let kvm =
             Kvm::new().map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
         let vm = kvm.create_vm().map_err(Error::kvm("create VM"))?;

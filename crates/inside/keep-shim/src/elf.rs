@@ -155,6 +155,11 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
             start & !(PAGE_SIZE - 1),
             (start + p.memsz).next_multiple_of(PAGE_SIZE),
         );
+        // Pages with the same final flags are protected as one run: every
+        // protect_range of mapped pages flushes the TLB, which on PVM is a trap
+        // into emulated supervisor mode and costs the shadow MMU its work (one per
+        // page made a 29 MB exec take ~100 ms to load).
+        let mut run: Option<(u64, u64)> = None; // (start of the run, its flags)
         let mut va = ps;
         while va < pe {
             let (mut w, mut x) = (false, false);
@@ -170,8 +175,18 @@ pub fn load(b: &[u8]) -> Result<Image, &'static str> {
                 }
             }
             let flags = PTE_P | if w { PTE_W } else { 0 } | if x { 0 } else { PTE_NX };
-            mm::protect_range(va, va + PAGE_SIZE, flags).map_err(|()| "payload: out of memory")?;
+            match run {
+                Some((_, f)) if f == flags => {}
+                Some((rs, f)) => {
+                    mm::protect_range(rs, va, f).map_err(|()| "payload: out of memory")?;
+                    run = Some((va, flags));
+                }
+                None => run = Some((va, flags)),
+            }
             va += PAGE_SIZE;
+        }
+        if let Some((rs, f)) = run {
+            mm::protect_range(rs, pe, f).map_err(|()| "payload: out of memory")?;
         }
     }
     let (first_va, first_off) = first_load.ok_or("payload: no loadable segment")?;
