@@ -200,13 +200,15 @@ fn flow(
             &json!({ "nonce": hex::encode(nonce) }),
         )
         .map_err(|e| fail(2, format!("{e:#}")))?;
-    let public_key = attest(&ev, &nonce, &mut policy)?;
-    let report_data = keep_seal::report_data(&nonce, &public_key, &measurement(&ev)?);
+    let attested = attest(&ev, &nonce, &mut policy)?;
+    let public_key = attested.public_key;
+    let report_data = keep_seal::report_data(&nonce, &public_key, &attested.measurement);
     progress.state(
         2,
         &id,
         &format!(
-            "evidence from the INSECURE software attester (no hardware root of trust; accepted only because the policy says allow_insecure = true) binds nonce {}.. and key {}..",
+            "evidence from {} binds nonce {}.. and key {}..",
+            attested.source,
             &hex::encode(nonce)[..8],
             &hex::encode(public_key)[..8]
         ),
@@ -403,27 +405,104 @@ fn forward_stdin(remote: &Remote, id: &str, sealer: keep_seal::InputSealer, none
     });
 }
 
-/// Verifies the evidence; returns the attested public key.
-fn attest(ev: &Evidence, nonce: &[u8; 32], policy: &mut Policy) -> Result<[u8; 32], Failure> {
-    if ev.tee != "insecure" {
-        return Err(fail(
-            2,
-            format!(
-                "evidence of kind {:?} is not supported by this client yet",
-                ev.tee
-            ),
-        ));
+/// What verified evidence established.
+struct Attested {
+    public_key: [u8; 32],
+    /// The measurement bound in report_data with the nonce and the key.
+    measurement: [u8; 48],
+    /// Who vouched for it, as shown to the tenant.
+    source: String,
+}
+
+fn not_genuine(message: impl Into<String>) -> Failure {
+    Failure {
+        state: 2,
+        exit: EXIT_NOT_GENUINE,
+        message: format!("evidence is not genuine: {}", message.into()),
     }
+}
+
+/// Verifies the evidence against the policy, with report_data required to bind the
+/// nonce and the Keep's public key.
+///
+/// `tee = "insecure"`: the software attester's JSON. `tee = "sev-snp"` or `"tdx"`: a
+/// keep-verifier evidence bundle (CBOR, hex-encoded in the `evidence` string),
+/// verified at the current time against the pinned vendor roots; its report_data must
+/// be SHA-384(nonce || key || the exec measurement built into this `keep`), then
+/// zeros. No attester in this repository produces such evidence yet (see
+/// docs/attestation.md, "Evidence from a real TEE"); the verification is the
+/// verifier's, tested on real vectors.
+fn attest(ev: &Evidence, nonce: &[u8; 32], policy: &mut Policy) -> Result<Attested, Failure> {
     let public_key: [u8; 32] = hex::decode(&ev.public_key)
         .ok()
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| fail(2, "the Keep's public key is not 32 bytes of hex"))?;
-    let m = measurement(ev)?;
-    let expected = keep_seal::report_data(nonce, &public_key, &m);
-    policy.require_report_data(&expected);
-    let v = keep_verifier::insecure::verify(ev.evidence.as_bytes(), policy);
+    let (v, m, source) = match ev.tee.as_str() {
+        "insecure" => {
+            let m = measurement(ev)?;
+            policy.require_report_data(&keep_seal::report_data(nonce, &public_key, &m));
+            let v = keep_verifier::insecure::verify(ev.evidence.as_bytes(), policy);
+            (
+                v,
+                m,
+                "the INSECURE software attester (no hardware root of trust; accepted only because the policy says allow_insecure = true)".to_string(),
+            )
+        }
+        tee @ ("sev-snp" | "tdx") => {
+            let bytes = hex::decode(ev.evidence.trim())
+                .map_err(|_| not_genuine("the bundle is not hex"))?;
+            let bundle = keep_verifier::bundle::Bundle::from_cbor(&bytes)
+                .map_err(|e| not_genuine(e.to_string()))?;
+            if bundle.tee != tee {
+                return Err(not_genuine(format!(
+                    "the Keep says {tee} but its bundle holds {}",
+                    bundle.tee
+                )));
+            }
+            let m: [u8; 48] = hex::decode(keep_host::EXEC_SHA384)
+                .ok()
+                .and_then(|m| m.try_into().ok())
+                .ok_or_else(|| fail(2, "this keep has no exec measurement"))?;
+            policy.require_report_data(&keep_seal::report_data(nonce, &public_key, &m));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let v = keep_verifier::bundle::verify_bundle(
+                &bundle,
+                policy,
+                keep_verifier::UnixTime(now),
+                keep_verifier::Options::default(),
+            )
+            .map_err(|e| not_genuine(e.to_string()))?;
+            let unpinned = match tee {
+                "sev-snp" => policy.snp.measurements.is_empty(),
+                _ => policy.tdx.mrtd.is_empty(),
+            };
+            let source = format!(
+                "{} (genuine hardware, verified against the pinned vendor roots{})",
+                v.tee.name(),
+                if unpinned {
+                    "; the policy pins no launch measurement, so it does not prove what runs"
+                } else {
+                    ", launch measurement as the policy requires"
+                }
+            );
+            (v, m, source)
+        }
+        other => {
+            return Err(fail(
+                2,
+                format!("evidence of kind {other:?} is not supported by this client"),
+            ));
+        }
+    };
     match v.verdict {
-        Verdict::Accepted => Ok(public_key),
+        Verdict::Accepted => Ok(Attested {
+            public_key,
+            measurement: m,
+            source,
+        }),
         Verdict::NotGenuine => {
             let why = v
                 .evidence

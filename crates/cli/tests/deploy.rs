@@ -1457,3 +1457,59 @@ fn dropped_input_is_refused_inside_the_keep() {
     assert_eq!(stdout(&o), "");
     no_keeps_left(&agent);
 }
+
+#[test]
+fn real_snp_evidence_is_verified_and_must_bind_the_nonce_and_key() {
+    // A real SEV-SNP report and VCEK (keep-verifier's milan-virtee vector) as one
+    // bundle, written by `keep verify --save-bundle`.
+    let dir = tempfile::tempdir().unwrap();
+    let vector = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../verifier/keep-verifier/tests/vectors/snp/milan-virtee");
+    let bundle = dir.path().join("snp.cbor");
+    let o = keep()
+        .args(["verify", "--now", "2025-01-01", "--snp-report"])
+        .arg(vector.join("report.bin"))
+        .arg("--vcek")
+        .arg(vector.join("vcek.der"))
+        .arg("--save-bundle")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A hostile (debug) agent relays it as its Keep's evidence: genuine hardware
+    // evidence, but bound to someone else's report_data: refused at state 2.
+    let agent = Agent::start(Some(&format!("evidence=sev-snp:{}", bundle.display())));
+    let o = agent.deploy(ALICE, &[&fixture("hello.wasm")]);
+    assert_state_failure(&o, 11, &["state 2 (attested)", "policy.snp.report_data"]);
+    assert!(!stderr(&o).contains("not genuine"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    // The same report with one signed byte changed: not genuine.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let report = std::fs::read(vector.join("report.bin")).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &report[..64])
+        .expect("the report in the bundle");
+    bytes[at + 0x60] ^= 1; // inside REPORT_DATA, under the signature
+    let tampered = dir.path().join("tampered.cbor");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let agent = Agent::start(Some(&format!("evidence=sev-snp:{}", tampered.display())));
+    let o = agent.deploy(ALICE, &[&fixture("hello.wasm")]);
+    assert_state_failure(
+        &o,
+        10,
+        &["state 2 (attested)", "not genuine", "snp.report.signature"],
+    );
+    // Evidence that claims one TEE and holds another.
+    let agent = Agent::start(Some(&format!("evidence=tdx:{}", bundle.display())));
+    let o = agent.deploy(ALICE, &[&fixture("hello.wasm")]);
+    assert_state_failure(
+        &o,
+        10,
+        &[
+            "state 2 (attested)",
+            "says tdx but its bundle holds sev-snp",
+        ],
+    );
+    no_keeps_left(&agent);
+}

@@ -15,8 +15,9 @@ use crate::registry::{Entry, TrustState};
 
 /// How long the exec has to answer a challenge.
 const EVIDENCE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest attester evidence relayed.
-const MAX_EVIDENCE: usize = 64 * 1024;
+/// The largest attester evidence relayed (a TDX bundle with its collateral, hex,
+/// needs ~100 KiB).
+const MAX_EVIDENCE: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -34,7 +35,7 @@ pub enum RelayError {
 /// `public-key` (swap the Keep's public key), `truncate-payload` (drop the sealed
 /// payload's last 16 bytes), `drop-record` (drop the second sealed record),
 /// `reorder-records` (swap the second and third records), `drop-input` (drop the
-/// tenant's first input record).
+/// tenant's first input record), `evidence=TEE:FILE` (relay FILE as the evidence).
 pub fn tamper() -> Option<String> {
     #[cfg(debug_assertions)]
     {
@@ -44,6 +45,16 @@ pub fn tamper() -> Option<String> {
     {
         None
     }
+}
+
+/// Test hook `evidence=TEE:FILE`: relay the evidence bundle in FILE (hex) as the
+/// Keep's evidence of kind TEE (e.g. a real SEV-SNP report from the verifier's test
+/// vectors), to exercise the client's verification of real-TEE evidence.
+fn substitute_evidence() -> Option<(String, String)> {
+    let spec = tamper()?;
+    let (tee, path) = spec.strip_prefix("evidence=")?.split_once(':')?;
+    let bytes = std::fs::read(path).ok()?;
+    Some((tee.to_string(), hex::encode(bytes)))
 }
 
 pub(crate) fn tampering(what: &str) -> bool {
@@ -79,6 +90,10 @@ pub fn challenge(
     channel.set_read_timeout(None)?;
     if ev.public_key.len() != 64 || ev.tee.len() > 32 || ev.evidence.len() > MAX_EVIDENCE {
         return Err(RelayError::Evidence("field sizes out of bounds".into()));
+    }
+    if let Some((tee, evidence)) = substitute_evidence() {
+        ev.tee = tee;
+        ev.evidence = evidence;
     }
     if tampering("public-key") {
         ev.public_key = hex::encode([0x42u8; 32]);
