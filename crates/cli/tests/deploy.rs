@@ -999,7 +999,7 @@ fn mtls_tenants_deploy_by_certificate_and_stay_apart() {
         .unwrap();
     let deploying = o;
     let mut id = String::new();
-    for _ in 0..200 {
+    for _ in 0..400 {
         let o = with_cert(&dave_cert, &dave_key, &["ps", "--json"]);
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         if let Some(k) = v["keeps"].as_array().and_then(|k| k.first()) {
@@ -1088,23 +1088,23 @@ fn tls_trust_roots_system_and_ca_and_clear_errors() {
 fn a_quiet_workload_is_kept_alive_by_the_agent() {
     let agent = Agent::start(None);
     let start = std::time::Instant::now();
-    // Silent for 4 s, against an idle timeout of 2 s: the agent's keepalives
-    // (every second) keep the client waiting.
+    // Silent for 5 s, against an idle timeout of 3 s: the agent's keepalives
+    // (after every quiet second) keep the client waiting.
     let o = agent.deploy(
         ALICE,
         &[
             "--policy",
             &dev_policy(&agent),
             "--idle-timeout",
-            "2s",
+            "3s",
             &fixture("sleep.wasm"),
             "--",
-            "4",
+            "5",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "sleeping\nawake\n");
-    assert!(start.elapsed() >= std::time::Duration::from_secs(4));
+    assert!(start.elapsed() >= std::time::Duration::from_secs(5));
 }
 
 /// A loopback proxy to the agent that, on the connection carrying the payload's
