@@ -17,7 +17,7 @@ int main(int argc, char **argv) {
         *nr = 99;
     } else if (strcmp(what, "log") == 0) {
         *nr = 6;
-        args[0] = 0x20000;
+        args[0] = 0x100000; /* past the data area (896 KiB block) */
         args[1] = 16;
     } else {
         *nr = 1;

@@ -135,26 +135,23 @@ impl KvmBackend {
                     };
                     let stdin: Option<Box<dyn io::Read + Send>> =
                         stdin_inherit.then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
+                    let (out, out_writer) = Counted::start(stdout, counter.clone());
+                    let (err, err_writer) = Counted::start(stderr, counter);
                     let mut server = RelayServer::new(
                         stdin,
-                        Box::new(Counted {
-                            sink: stdout,
-                            sink_ok: true,
-                            counter: counter.clone(),
-                        }),
-                        Box::new(Counted {
-                            sink: stderr,
-                            sink_ok: true,
-                            counter,
-                        }),
+                        Box::new(out),
+                        Box::new(err),
                         Some(Box::new(vmm_end)),
                     );
                     server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
                     let result = keep.run(&mut server);
                     let cpu = thread_cpu_time();
                     // Dropping the server closes the VMM's end of the channel, so the
-                    // host's conversation ends too.
+                    // host's conversation ends too, and the output queues: everything
+                    // the Keep wrote is out before the host reports how it ended.
                     drop(server);
+                    let _ = out_writer.join();
+                    let _ = err_writer.join();
                     result.map(|exit| (exit.code, cpu, exit.stats))
                 },
             )
@@ -252,12 +249,41 @@ struct Counter {
     reason: Arc<Mutex<Option<(Limit, String)>>>,
 }
 
+/// One output stream of the Keep: counted on the vCPU thread, written to the sink
+/// by a writer thread, so the guest fills its next call block while the host
+/// writes the last one (and a slow reader does not stall every exit).
 struct Counted {
-    sink: std::fs::File,
-    /// False once the reader went away (`| head`): output is then dropped, as the
-    /// process backend does, so the workload is not stopped by a closed pipe.
-    sink_ok: bool,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
     counter: Counter,
+}
+
+/// Blocks in flight per stream before the vCPU waits for the writer.
+const WRITE_QUEUE: usize = 8;
+
+impl Counted {
+    fn start(sink: std::fs::File, counter: Counter) -> (Self, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
+        // A bigger pipe (as the process backend's relay asks for) when the sink is one.
+        let _ = rustix::pipe::fcntl_setpipe_size(&sink, 1 << 20);
+        let writer = std::thread::spawn(move || {
+            let mut sink = sink;
+            // After the reader went away (`| head`) output is dropped, as the
+            // process backend does, so the workload is not stopped by a closed pipe.
+            let mut sink_ok = true;
+            for block in rx {
+                if sink_ok && sink.write_all(&block).is_err() {
+                    sink_ok = false;
+                }
+            }
+        });
+        (
+            Self {
+                tx: Some(tx),
+                counter,
+            },
+            writer,
+        )
+    }
 }
 
 impl Write for Counted {
@@ -278,8 +304,11 @@ impl Write for Counted {
                 c.kill.kill();
             }
         }
-        if self.sink_ok && !pass.is_empty() && self.sink.write_all(pass).is_err() {
-            self.sink_ok = false;
+        if !pass.is_empty()
+            && let Some(tx) = &self.tx
+            && tx.send(pass.to_vec()).is_err()
+        {
+            self.tx = None;
         }
         Ok(buf.len())
     }
