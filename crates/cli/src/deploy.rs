@@ -170,14 +170,16 @@ fn flow(
         let bytes = parse_size(o).map_err(|e| fail(0, format!("--max-output: {e}")))?;
         limits.insert("output_bytes".into(), json!(bytes));
     }
-    if let Some(t) = &args.timeout {
-        limits.insert(
-            "wall_ms".into(),
-            json!(parse_duration_ms(t).map_err(|e| fail(0, format!("--timeout: {e}")))?),
-        );
+    let wall_ms = match &args.timeout {
+        Some(t) => Some(parse_duration_ms(t).map_err(|e| fail(0, format!("--timeout: {e}")))?),
+        None => None,
+    };
+    if let Some(ms) = wall_ms {
+        limits.insert("wall_ms".into(), json!(ms));
     }
 
     // State 1: an empty Keep.
+    let created_at = Instant::now();
     let created: KeepView = remote
         .post_json("/v1/keeps", &json!({ "limits": limits }))
         .map_err(|e| fail(1, format!("{e:#}")))?;
@@ -228,6 +230,11 @@ fn flow(
         .map_err(|e| fail(3, format!("{e:#}")))?;
     drop(sealed);
     let mut input = Some(session.input_sealer());
+    // With --timeout the host must end the Keep by then (it enforces wall-clock time
+    // from the Keep's creation); a host that keeps the stream alive past it, with
+    // keepalives only, is not believed beyond one more idle timeout.
+    let deadline =
+        wall_ms.map(|ms| created_at + std::time::Duration::from_millis(ms) + remote.idle);
     let mut reader = RecordReader::new(session);
     let mut provisioned = false;
     let stdout = std::io::stdout();
@@ -252,6 +259,18 @@ fn flow(
             }
             Err(e) => return Err(fail(3, format!("output stream: {e}"))),
         };
+        if let Some(d) = deadline
+            && Instant::now() > d
+        {
+            return Err(fail(
+                3,
+                format!(
+                    "the host did not end the Keep within its wall-clock limit (--timeout {}) plus the idle timeout ({:?}): it is stalling",
+                    args.timeout.as_deref().unwrap_or("?"),
+                    remote.idle
+                ),
+            ));
+        }
         match frame.kind {
             FrameKind::Started | FrameKind::Keepalive => {}
             FrameKind::Record => {

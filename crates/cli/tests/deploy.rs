@@ -1513,3 +1513,33 @@ fn real_snp_evidence_is_verified_and_must_bind_the_nonce_and_key() {
     );
     no_keeps_left(&agent);
 }
+
+#[test]
+fn a_host_that_stalls_past_the_wall_clock_limit_is_not_believed() {
+    // The agent relays the receipt, then only keepalives: the idle timeout never
+    // fires, but the Keep should have ended at its wall-clock limit.
+    let agent = Agent::start(Some("stall"));
+    let start = std::time::Instant::now();
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--policy",
+            &dev_policy(&agent),
+            "--timeout",
+            "2s",
+            "--idle-timeout",
+            "2s",
+            &fixture("hello.wasm"),
+        ],
+    );
+    assert_state_failure(
+        &o,
+        125,
+        &["state 3 (provisioned)", "wall-clock limit", "stalling"],
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(15),
+        "{took:?}"
+    );
+}

@@ -35,7 +35,8 @@ pub enum RelayError {
 /// `public-key` (swap the Keep's public key), `truncate-payload` (drop the sealed
 /// payload's last 16 bytes), `drop-record` (drop the second sealed record),
 /// `reorder-records` (swap the second and third records), `drop-input` (drop the
-/// tenant's first input record), `evidence=TEE:FILE` (relay FILE as the evidence).
+/// tenant's first input record), `evidence=TEE:FILE` (relay FILE as the evidence),
+/// `stall` (relay the receipt, then nothing but keepalives for two minutes).
 pub fn tamper() -> Option<String> {
     #[cfg(debug_assertions)]
     {
@@ -165,6 +166,9 @@ pub fn payload(
                 if records == 2 && tampering("drop-record") {
                     continue;
                 }
+                if records >= 2 && tampering("stall") {
+                    continue;
+                }
                 if records == 2 && tampering("reorder-records") {
                     held = Some(wire);
                     continue;
@@ -190,6 +194,10 @@ pub fn payload(
                         message: format!("malformed exit report: {e}"),
                     },
                 };
+                if tampering("stall") {
+                    // Hold the stream open: only keepalives reach the tenant.
+                    std::thread::sleep(Duration::from_secs(120));
+                }
                 let _ = out(wire);
                 return End::Reported(outcome);
             }
