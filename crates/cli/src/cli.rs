@@ -101,7 +101,9 @@ pub struct KillArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
 keep deploy --host http://127.0.0.1:8400 --token $T --policy dev-policy.toml app.wasm\n  \
-keep deploy --host URL --token T --secret api_key=@key.txt --secret-env DB_PASS=@pass.txt app.wasm -- --flag\n\n\
+keep deploy --host URL --token T --secret api_key=@key.txt --secret-env DB_PASS=@pass.txt app.wasm -- --flag\n  \
+keep deploy --host https://host:8400 --cert alice.pem --key alice.key --policy p.toml app.wasm\n  \
+echo input | keep deploy --host URL --token T --policy p.toml app.wasm   # stdin is sealed to the Keep\n\n\
 Exit status: the workload's own (0-255); 10 evidence not genuine; 11 evidence refused by\n\
 the policy; 125 any other failure (the state it happened in is named); 134 trap; 151-155 limits.")]
 pub struct DeployArgs {
