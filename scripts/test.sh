@@ -22,9 +22,11 @@ step "the exec's own unit tests (static build, shares target/exec with the embed
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo test --locked --profile exec -p keep-exec --target x86_64-unknown-linux-gnu --target-dir target/exec
 
-step "the README's two-terminal walkthrough, as written (loopback port 8400)"
-if (exec 3<>/dev/tcp/127.0.0.1/8400) 2>/dev/null; then
-  echo "skipped: something already listens on 127.0.0.1:8400"
+step "the README's two-terminal walkthrough, as written (loopback ports 8400, 8443)"
+if (exec 3<>/dev/tcp/127.0.0.1/8400) 2>/dev/null || (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null; then
+  echo "skipped: something already listens on 127.0.0.1:8400 or :8443"
+elif ! command -v openssl >/dev/null; then
+  echo "skipped: openssl is not installed (the walkthrough makes certificates with it)"
 else
   cargo build --locked -p keep-cli
   KEEP_BIN_DIR=target/debug scripts/walkthrough.sh

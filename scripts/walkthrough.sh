@@ -7,7 +7,8 @@
 #   KEEP_BIN_DIR=target/debug scripts/walkthrough.sh
 #
 # The host block runs in the background as terminal 1 would; the tenant block runs
-# when the agent listens; then the agent gets SIGINT (Ctrl-C). Port 8400 must be free.
+# when the agent listens; then the agent gets SIGINT (Ctrl-C). The same again for the
+# HTTPS + client certificate blocks (needs openssl). Ports 8400 and 8443 must be free.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +29,9 @@ block() {
 }
 HOST_BLOCK="$(block host)"
 TENANT_BLOCK="$(block tenant)"
-if [ -z "$HOST_BLOCK" ] || [ -z "$TENANT_BLOCK" ]; then
+HOST_TLS_BLOCK="$(block host-tls)"
+TENANT_TLS_BLOCK="$(block tenant-tls)"
+if [ -z "$HOST_BLOCK" ] || [ -z "$TENANT_BLOCK" ] || [ -z "$HOST_TLS_BLOCK" ] || [ -z "$TENANT_TLS_BLOCK" ]; then
     echo "walkthrough: the marked blocks are missing from README.md" >&2
     exit 1
 fi
@@ -57,6 +60,9 @@ fail() {
     cat tenant.out >&2 || true
     echo "--- terminal 2 (tenant) stderr ---" >&2
     cat tenant.err >&2 || true
+    for f in host-tls.log tenant-tls.out tenant-tls.err; do
+        [ -e "$f" ] && { echo "--- $f ---" >&2; cat "$f" >&2; }
+    done
     exit 1
 }
 
@@ -75,6 +81,25 @@ timeout 120 bash -c "$TENANT_BLOCK" >tenant.out 2>tenant.err || true
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 
 # Ctrl-C in terminal 1.
+kill -INT -- "-$AGENT_PGID" 2>/dev/null || true
+for _ in $(seq 1 100); do
+    kill -0 -- "-$AGENT_PGID" 2>/dev/null || break
+    sleep 0.1
+done
+AGENT_PGID=""
+
+# HTTPS with client certificates: terminal 1 again, then terminal 2 (its shell state
+# carried over, as in a real terminal: the exports of the first tenant block).
+setsid bash -c "$HOST_TLS_BLOCK" >host-tls.log 2>&1 &
+AGENT_PGID=$!
+for _ in $(seq 1 300); do
+    grep -q "keep host: listening on" host-tls.log 2>/dev/null && break
+    sleep 0.1
+done
+grep -q "keep host: listening on https://127.0.0.1:8443 (TLS, client certificates accepted)" host-tls.log ||
+    { cat host-tls.log >&2; fail "the TLS agent did not start"; }
+timeout 60 bash -c "$(printf '%s\n' "$TENANT_BLOCK" | grep '^export ')
+$TENANT_TLS_BLOCK" >tenant-tls.out 2>tenant-tls.err || true
 kill -INT -- "-$AGENT_PGID" 2>/dev/null || true
 for _ in $(seq 1 100); do
     kill -0 -- "-$AGENT_PGID" 2>/dev/null || break
@@ -101,4 +126,9 @@ expect host.log "keep host: shutting down"
 if grep -qF -e "s3cr3t" -e "hello, Keep" host.log; then
     fail "the host's log holds a secret or the tenant's input"
 fi
+expect tenant-tls.out "Hello from inside a Keep!"
+expect tenant-tls.err "on https://127.0.0.1:8443 (process backend)"
+expect tenant-tls.err "state 3 provisioned"
+expect tenant-tls.out "ID                   TENANT"
+expect host-tls.log "keep host: shutting down"
 echo "walkthrough: the README's two terminals work as written (tenant block ${took} ms)"
