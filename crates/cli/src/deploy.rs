@@ -293,7 +293,7 @@ fn flow(
                         provisioned = true;
                         // The Keep holds the workload: now its stdin may follow.
                         if let Some(sealer) = input.take() {
-                            forward_stdin(remote, &id, sealer, args.no_stdin);
+                            forward_stdin(remote, &id, sealer, args.no_stdin, progress.json);
                         }
                         progress.state(
                             3,
@@ -406,7 +406,13 @@ impl<R: std::io::Read> std::io::Read for InputFrames<R> {
 /// Streams stdin (or, with `--no-stdin`, only the end of input) to the Keep in the
 /// background. Its fate does not decide the deploy: a workload may end before
 /// reading all of it.
-fn forward_stdin(remote: &Remote, id: &str, sealer: keep_seal::InputSealer, none: bool) {
+fn forward_stdin(
+    remote: &Remote,
+    id: &str,
+    sealer: keep_seal::InputSealer,
+    none: bool,
+    json: bool,
+) {
     let (remote, path) = (remote.clone(), format!("/v1/keeps/{id}/stdin"));
     std::thread::spawn(move || {
         let src: Box<dyn std::io::Read + Send> = if none {
@@ -420,7 +426,17 @@ fn forward_stdin(remote: &Remote, id: &str, sealer: keep_seal::InputSealer, none
             out: Vec::new(),
             pos: 0,
         };
-        let _ = remote.post_reader(&path, frames);
+        // The Keep ending first (409) is normal: a workload need not read all of it.
+        if let Err(e) = remote.post_reader(&path, frames) {
+            let why = crate::one_line(&e);
+            if !why.contains(" 409:") {
+                if json {
+                    eprintln!("{}", json!({"event": "stdin", "error": why}));
+                } else {
+                    eprintln!("keep: the workload's stdin was not fully delivered: {why}");
+                }
+            }
+        }
     });
 }
 
