@@ -147,6 +147,11 @@ pub struct DeployArgs {
     /// Do not forward this terminal's stdin (sealed) to the workload: it reads EOF.
     #[arg(long)]
     pub no_stdin: bool,
+    /// Where the Keep runs, among the backends the host owner allows: process or
+    /// kvm (default: the host's first). On kvm the insecure evidence carries the
+    /// launch digest (`keep measure --memory M`), as the host reports it.
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
 }
 
 #[derive(Debug, Args)]

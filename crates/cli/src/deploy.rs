@@ -137,12 +137,9 @@ fn flow(
         }
         None => Policy::default(),
     };
-    if policy.insecure.measurement.is_none() {
-        // By default the exec must be the one built into this `keep`.
-        if let Ok(m) = hex::decode(keep_host::EXEC_SHA384) {
-            policy.insecure.measurement = Some(HexBytes(m));
-        }
-    }
+    // By default the measurement must be what this `keep` would launch: set once
+    // the backend is known (state 1).
+    let pin_default = policy.insecure.measurement.is_none();
     progress.state(
         0,
         "",
@@ -180,11 +177,33 @@ fn flow(
 
     // State 1: an empty Keep.
     let created_at = Instant::now();
+    let mut request = json!({ "limits": limits });
+    if let Some(b) = &args.backend {
+        request["backend"] = json!(b);
+    }
     let created: KeepView = remote
-        .post_json("/v1/keeps", &json!({ "limits": limits }))
+        .post_json("/v1/keeps", &request)
         .map_err(|e| fail(1, format!("{e:#}")))?;
     let id = created.id.clone();
     *keep_id = Some(id.clone());
+    if let Some(b) = &args.backend
+        && *b != created.backend
+    {
+        return Err(fail(
+            1,
+            format!(
+                "asked for a Keep on the {b} backend, the host created one on {:?}",
+                created.backend
+            ),
+        ));
+    }
+    if pin_default {
+        policy.insecure.measurement = Some(HexBytes(
+            expected_measurement(&created)
+                .map_err(|e| fail(1, e))?
+                .to_vec(),
+        ));
+    }
     progress.state(
         1,
         &id,
@@ -209,10 +228,18 @@ fn flow(
         2,
         &id,
         &format!(
-            "evidence from {} binds nonce {}.. and key {}..",
+            "evidence from {} binds nonce {}.. and key {}..{}",
             attested.source,
             &hex::encode(nonce)[..8],
-            &hex::encode(public_key)[..8]
+            &hex::encode(public_key)[..8],
+            if created.backend == "kvm" {
+                format!(
+                    " and the KVM launch digest sha384:{}.. (as the host reports it)",
+                    &hex::encode(attested.measurement)[..16]
+                )
+            } else {
+                String::new()
+            }
         ),
     );
 
@@ -438,6 +465,23 @@ fn forward_stdin(
             }
         }
     });
+}
+
+/// The runtime measurement this `keep` expects by default from a Keep: the exec
+/// built into it (process backend), or the launch digest of the KVM Keep it would
+/// launch with the Keep's memory limit (shim + that exec + boot parameters, as
+/// `keep measure --memory M` prints). Both are only the host's claim without
+/// SEV-SNP/TDX; pinning them checks that the host says it runs this code.
+fn expected_measurement(view: &KeepView) -> Result<[u8; 48], String> {
+    match view.backend.as_str() {
+        "kvm" => keep_host::KvmBackend::measure(view.limits.memory_bytes)
+            .map(|(digest, _)| digest)
+            .map_err(|e| format!("cannot compute the KVM launch digest: {e}")),
+        _ => hex::decode(keep_host::EXEC_SHA384)
+            .ok()
+            .and_then(|m| m.try_into().ok())
+            .ok_or_else(|| "this keep has no exec measurement".into()),
+    }
 }
 
 /// What verified evidence established.

@@ -281,6 +281,15 @@ pub struct KeepView {
     pub created_unix: u64,
     #[serde(default)]
     pub backend: String,
+    #[serde(default)]
+    pub limits: ViewLimits,
+}
+
+/// The limits a Keep was created with (as the host says).
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct ViewLimits {
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 pub fn ps(args: RemoteArgs) -> Result<ExitCode> {
@@ -323,10 +332,15 @@ pub fn logs(args: KillArgs) -> Result<ExitCode> {
     }
     #[derive(Deserialize)]
     struct Events {
+        #[serde(default)]
+        backend: String,
         events: Vec<Event>,
     }
     let remote = Remote::new(&args.remote)?;
     let log: Events = remote.get(&format!("/v1/keeps/{}/events", args.id))?;
+    if !args.remote.json && !log.backend.is_empty() {
+        println!("Keep {} on the {} backend", args.id, log.backend);
+    }
     let start = log.events.first().map_or(0, |e| e.unix_ms);
     for e in &log.events {
         if args.remote.json {

@@ -1543,3 +1543,214 @@ fn a_host_that_stalls_past_the_wall_clock_limit_is_not_believed() {
         "{took:?}"
     );
 }
+
+fn have_kvm() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("skipped: /dev/kvm is not available");
+    }
+    ok
+}
+
+/// The keep id from `keep deploy --json` events.
+fn keep_id(o: &Output) -> String {
+    stderr(o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|e| {
+            (e["state"] == 1)
+                .then(|| e["keep"].as_str().map(String::from))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no Keep id in {}", stderr(o)))
+}
+
+#[test]
+fn deploy_on_kvm_attests_the_launch_digest_and_runs_with_stdin_and_limits() {
+    if !have_kvm() {
+        return;
+    }
+    let agent = Agent::start_custom(None, false, r#"backends = ["process", "kvm"]"#, "", |_| {});
+    let policy = dev_policy(&agent);
+    let kvm = ["--backend", "kvm", "--policy", &policy];
+    let o = agent.deploy(ALICE, &[&kvm[..], &[&fixture("hello.wasm")]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello from inside a Keep!\n");
+    // The evidence binds the launch digest of the Keep (host memory limit 512 MiB),
+    // the one `keep measure` computes offline.
+    let m = keep()
+        .args(["measure", "--json", "--memory", "512MiB"])
+        .output()
+        .unwrap();
+    let digest: serde_json::Value = serde_json::from_slice(&m.stdout).unwrap();
+    let digest = digest["launch_digest"].as_str().unwrap().to_string();
+    let err = stderr(&o);
+    for s in [
+        "(kvm backend)",
+        "state 2 attested",
+        &format!("KVM launch digest sha384:{}", &digest[..16]),
+        "state 3 provisioned",
+    ] {
+        assert!(err.contains(s), "{s:?} not in {err}");
+    }
+    // Exit codes and arguments.
+    let o = agent.deploy(
+        ALICE,
+        &[&kvm[..], &[&fixture("exit_code.wasm"), "--", "42"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+    // stdin through cat: several input and output records.
+    let mut input = Vec::new();
+    for i in 0..20_000 {
+        input.extend_from_slice(format!("line {i} on kvm\n").as_bytes());
+    }
+    let o = deploy_with_stdin(
+        &agent,
+        &[&kvm[..], &[&fixture("cat.wasm")]].concat(),
+        &input,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        o.stdout == input,
+        "stdin came back changed ({} bytes)",
+        o.stdout.len()
+    );
+    let o = deploy_with_stdin(&agent, &[&kvm[..], &[&fixture("cat.wasm")]].concat(), b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    // A policy pinning another measurement refuses the Keep.
+    let pinned = agent.dir.path().join("pinned.toml");
+    std::fs::write(
+        &pinned,
+        format!(
+            "allow_insecure = true\n[insecure]\nmeasurement = \"{}\"\n",
+            "00".repeat(48)
+        ),
+    )
+    .unwrap();
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--backend",
+            "kvm",
+            "--policy",
+            &pinned.display().to_string(),
+            &fixture("hello.wasm"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(11), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("insecure.measurement"),
+        "{}",
+        stderr(&o)
+    );
+    // Limits: wall clock (the VMM's watchdog) and output (the agent counts).
+    let o = agent.deploy(
+        ALICE,
+        &[
+            &kvm[..],
+            &["--timeout", "3s", &fixture("infinite_loop.wasm")],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(153), "{}", stderr(&o));
+    let o = agent.deploy(
+        ALICE,
+        &[
+            &kvm[..],
+            &["--max-output", "1MiB", &fixture("output_flood.wasm")],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(154), "{}", stderr(&o));
+    assert!(o.stdout.len() <= 1 << 20, "{} bytes passed", o.stdout.len());
+    // ps and logs name the backend.
+    let o = agent.deploy(
+        ALICE,
+        &[&kvm[..], &["--json", &fixture("hello.wasm")]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id = keep_id(&o);
+    let logs = agent.cli(ALICE, &["logs", &id]);
+    assert_eq!(logs.status.code(), Some(0), "{}", stderr(&logs));
+    let text = stdout(&logs);
+    assert!(text.contains("on the kvm backend"), "{text}");
+    assert!(text.contains(&format!("sha384:{digest}")), "{text}");
+    no_keeps_left(&agent);
+}
+
+#[test]
+fn kvm_keeps_show_in_ps_with_their_backend() {
+    if !have_kvm() {
+        return;
+    }
+    let agent = Agent::start_custom(None, false, r#"backends = ["kvm", "process"]"#, "", |_| {});
+    // The owner's first backend is the default.
+    let (status, body) = agent.http("POST", "/v1/keeps", ALICE, "{}");
+    assert_eq!(status, 201, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["backend"], "kvm");
+    let (status, body) = agent.http("POST", "/v1/keeps", ALICE, r#"{"backend":"process"}"#);
+    assert_eq!(status, 201, "{body}");
+    let o = agent.cli(ALICE, &["ps"]);
+    let text = stdout(&o);
+    assert!(
+        text.lines().any(|l| l.trim_end().ends_with(" kvm")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim_end().ends_with(" process")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_backend_the_owner_does_not_allow_is_refused_at_state_1() {
+    // The default config allows the process backend only (no /dev/kvm needed).
+    let agent = Agent::start(None);
+    let policy = dev_policy(&agent);
+    for backend in ["kvm", "sgx"] {
+        let o = agent.deploy(
+            ALICE,
+            &[
+                "--backend",
+                backend,
+                "--policy",
+                &policy,
+                &fixture("hello.wasm"),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        let err = stderr(&o);
+        let line = err
+            .lines()
+            .find(|l| l.contains(") failed:"))
+            .unwrap_or_else(|| panic!("no failure line in {err}"));
+        for f in [
+            "state 1 (pre-attestation) failed",
+            "does not allow",
+            backend,
+            "allows: process",
+        ] {
+            assert!(line.contains(f), "{f:?} not in {line:?}");
+        }
+        assert!(!err.contains("state 2"), "{err}");
+    }
+    // Asking for the allowed one works.
+    let o = agent.deploy(
+        ALICE,
+        &[
+            "--backend",
+            "process",
+            "--policy",
+            &policy,
+            &fixture("hello.wasm"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    no_keeps_left(&agent);
+}

@@ -13,14 +13,14 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use keep_host::{HostLimits, ProcessBackend};
+use keep_host::{HostLimits, KvmBackend, ProcessBackend};
 use keep_wire::{Limits, Outcome};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AgentError;
 use crate::auth::{Caller, ClientCert, caller};
-use crate::config::{Config, LimitsConfig};
+use crate::config::{Backend, Config, LimitsConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Entry, Registry, TrustState};
 use crate::relay::{self, End};
@@ -37,6 +37,10 @@ type S = State<Arc<AppState>>;
 /// The longest the output stream to a tenant stays silent: then a Keepalive frame.
 const KEEPALIVE: Duration = Duration::from_secs(1);
 
+fn keep_vmm_available() -> bool {
+    KvmBackend::new().is_ok()
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
@@ -44,6 +48,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// Runs the server until a signal; then terminates every Keep.
 pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
     let backend = ProcessBackend::new(&config.data_dir)?;
+    if config.backends.contains(&Backend::Kvm) && !keep_vmm_available() {
+        tracing::warn!(
+            "the config allows the kvm backend but /dev/kvm cannot be opened here: kvm Keeps will be refused"
+        );
+    }
     let state = Arc::new(AppState {
         config: config.clone(),
         backend,
@@ -183,6 +192,9 @@ fn owned(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Entry>, Respons
 struct CreateRequest {
     #[serde(default)]
     limits: LimitsConfig,
+    /// `process` or `kvm`; the owner's first allowed backend when absent.
+    #[serde(default)]
+    backend: Option<String>,
 }
 
 fn new_id() -> String {
@@ -210,6 +222,25 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
     let Some(tenant) = state.config.tenants.get(owner) else {
         return error(StatusCode::UNAUTHORIZED, "unknown tenant");
     };
+    let allowed = &state.config.backends;
+    let backend = match req.backend.as_deref() {
+        None => allowed.first().copied().unwrap_or(Backend::Process),
+        Some(name) => match Backend::parse(name).filter(|b| allowed.contains(b)) {
+            Some(b) => b,
+            None => {
+                Metrics::inc(&state.metrics.refused);
+                let names: Vec<&str> = allowed.iter().map(|b| b.name()).collect();
+                return error(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "this host does not allow the {:?} backend (the owner allows: {})",
+                        name.chars().take(32).collect::<String>(),
+                        names.join(", ")
+                    ),
+                );
+            }
+        },
+    };
     let limits = req.limits.clamp_to(tenant.limits);
     let host_limits = HostLimits {
         wall: limits.wall_ms.map(Duration::from_millis),
@@ -226,9 +257,21 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         );
     }
     let st = state.clone();
-    let started = tokio::task::spawn_blocking(move || st.backend.start_attested(host_limits)).await;
+    let cpu = limits.cpu_ms.map(Duration::from_millis);
+    let started = tokio::task::spawn_blocking(move || match backend {
+        Backend::Process => st.backend.start_attested(host_limits),
+        Backend::Kvm => KvmBackend::new().and_then(|k| k.start_attested(host_limits, cpu)),
+    })
+    .await;
     let keep = match started {
         Ok(Ok(k)) => k,
+        Ok(Err(e @ keep_host::LaunchError::NoKvm)) => {
+            Metrics::inc(&state.metrics.refused);
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot create a Keep on the kvm backend: {e}"),
+            );
+        }
         Ok(Err(e)) => {
             Metrics::inc(&state.metrics.failed);
             tracing::warn!(tenant = %tenant.name, error = %e, "cannot create a Keep");
@@ -239,12 +282,18 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let created_event = format!(
+        "created on the {} backend (runtime measurement sha384:{}, reported by this host)",
+        keep.backend(),
+        keep.measurement()
+    );
     let entry = Arc::new(Entry {
         id: new_id(),
         owner,
         owner_name: tenant.name.clone(),
         limits,
         created: SystemTime::now(),
+        backend: keep.backend(),
         state: std::sync::Mutex::new(TrustState::PreAttestation),
         keep: std::sync::Mutex::new(keep),
         events: std::sync::Mutex::new(Vec::new()),
@@ -261,6 +310,7 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         return error(StatusCode::TOO_MANY_REQUESTS, m);
     }
     Metrics::inc(&state.metrics.created);
+    entry.event(created_event);
     entry.set_state(TrustState::PreAttestation);
     (StatusCode::CREATED, axum::Json(entry.view())).into_response()
 }
@@ -292,10 +342,10 @@ async fn events(
         Err(r) => return r,
     };
     match state.registry.get_any(&id) {
-        Some(e) if who == Caller::Admin || who == Caller::Tenant(e.owner) => {
-            axum::Json(json!({ "id": id, "tenant": e.owner_name, "events": e.events() }))
-                .into_response()
-        }
+        Some(e) if who == Caller::Admin || who == Caller::Tenant(e.owner) => axum::Json(
+            json!({ "id": id, "tenant": e.owner_name, "backend": e.backend, "events": e.events() }),
+        )
+        .into_response(),
         _ => {
             Metrics::inc(&state.metrics.refused);
             error(StatusCode::NOT_FOUND, format!("no Keep {id}"))
@@ -384,12 +434,14 @@ async fn challenge(
     };
     let entry = e.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut channel = entry
-            .keep
-            .lock()
-            .map_err(|_| relay::RelayError::Evidence("poisoned".into()))?
-            .channel()?;
-        relay::challenge(&mut channel, &req.nonce, limits)
+        let (mut channel, measurement) = {
+            let keep = entry
+                .keep
+                .lock()
+                .map_err(|_| relay::RelayError::Evidence("poisoned".into()))?;
+            (keep.channel()?, keep.measurement())
+        };
+        relay::challenge(&mut channel, &req.nonce, limits, measurement)
     })
     .await;
     match result {

@@ -10,6 +10,8 @@
 //! data_dir = "/var/lib/keep"    # the exec image cache (no tenant data is written)
 //! max_keeps = 16
 //! admin_token = "..."
+//! backends = ["process", "kvm"] # where Keeps may be created (default ["process"]);
+//!                               # a tenant picks one per Keep (`keep deploy --backend`)
 //! [limits]                      # the most any Keep gets (defaults for tenants)
 //! memory = "512MiB"
 //! cpu = "30s"
@@ -58,8 +60,38 @@ struct RawConfig {
     admin_token: Option<String>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default = "default_backends")]
+    backends: Vec<String>,
     #[serde(default)]
     tenant: Vec<RawTenant>,
+}
+
+fn default_backends() -> Vec<String> {
+    vec!["process".into()]
+}
+
+/// A backend the owner may allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Process,
+    Kvm,
+}
+
+impl Backend {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "process" => Some(Self::Process),
+            "kvm" => Some(Self::Kvm),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Kvm => "kvm",
+        }
+    }
 }
 
 fn default_max_keeps() -> usize {
@@ -177,6 +209,8 @@ pub struct Config {
     pub max_keeps: usize,
     pub admin_token: Option<String>,
     pub limits: LimitsConfig,
+    /// Where Keeps may be created; the first is the default.
+    pub backends: Vec<Backend>,
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -233,6 +267,22 @@ impl Config {
             ));
         }
         let host_limits = parse_limits(&raw.limits).map_err(&invalid)?;
+        let mut backends = Vec::new();
+        for b in &raw.backends {
+            let b = Backend::parse(b).ok_or_else(|| {
+                invalid(format!(
+                    "backends: unknown backend {b:?} (process and kvm are known)"
+                ))
+            })?;
+            if !backends.contains(&b) {
+                backends.push(b);
+            }
+        }
+        if backends.is_empty() {
+            return Err(invalid(
+                "backends: allow at least one (process, kvm)".into(),
+            ));
+        }
         let mut tenants = Vec::new();
         for t in &raw.tenant {
             if t.token.as_ref().is_some_and(|tok| tok.len() < 16) {
@@ -296,6 +346,7 @@ impl Config {
             max_keeps: raw.max_keeps,
             admin_token: raw.admin_token,
             limits: host_limits,
+            backends,
             tenants,
         })
     }

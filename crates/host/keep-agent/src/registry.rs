@@ -65,6 +65,8 @@ pub struct Entry {
     pub owner_name: String,
     pub limits: LimitsConfig,
     pub created: SystemTime,
+    /// `process` or `kvm`.
+    pub backend: &'static str,
     pub state: Mutex<TrustState>,
     pub keep: Mutex<AttestedKeep>,
     /// What the host saw happen to this Keep (never payload or output bytes).
@@ -123,7 +125,7 @@ impl Entry {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            backend: "process",
+            backend: self.backend,
             attester: "insecure (no hardware root of trust)",
         }
     }

@@ -69,6 +69,7 @@ pub fn challenge(
     channel: &mut UnixStream,
     nonce: &str,
     limits: Limits,
+    measurement: String,
 ) -> Result<Evidence, RelayError> {
     let mut nonce = nonce.to_string();
     if tampering("nonce") {
@@ -82,8 +83,10 @@ pub fn challenge(
             nonce,
             limits,
             parallel_compilation: false,
-            // Measured when the exec was built into this binary (`keep --version`).
-            measurement: Some(keep_host::EXEC_SHA384.to_string()),
+            // What this host launched: the exec's SHA-384 (process backend, measured
+            // when the exec was built into this binary) or the KVM launch digest.
+            // Only the host's word without SEV-SNP/TDX.
+            measurement: Some(measurement),
         },
     )?;
     let mut ev: Evidence =

@@ -2,28 +2,55 @@
 //! waits for a challenge. The host relays frames it cannot read and keeps its own
 //! limits: memory (RLIMIT_DATA backstop), wall-clock time (watchdog), output (the
 //! caller counts the sealed records it relays, see [`AttestedKeep::count_output`]).
+//!
+//! Two backends: the exec as a child process ([`ProcessBackend::start_attested`]),
+//! or inside a KVM Keep ([`KvmBackend::start_attested`]), where the VMM relays the
+//! exec's fd 3 to the host's end of the channel, memory is fixed at launch and the
+//! VMM's watchdog enforces wall-clock and CPU time. The frames are the same.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use command_fds::{CommandFdExt, FdMapping};
+use keep_vmm::{Keep, RelayServer};
 use keep_wire::{CHANNEL_FD, FrameKind, Limit, PROTOCOL_VERSION, read_frame};
 
+use crate::exec_image::ExecImage;
+use crate::kvm::KvmBackend;
 use crate::process::{
     HostLimits, Killer, LaunchError, ProcessBackend, RUNTIME_MEMORY_SLACK, Watchdog,
 };
 
 /// A running exec that has greeted the host and waits for a `Challenge`.
 pub struct AttestedKeep {
-    child: Child,
+    runner: Runner,
     channel: UnixStream,
-    killer: Arc<Killer>,
-    watchdog: Option<Watchdog>,
     output: AtomicU64,
     output_cap: Option<u64>,
+}
+
+/// Where the exec runs.
+enum Runner {
+    Process {
+        child: Child,
+        killer: Arc<Killer>,
+        watchdog: Option<Watchdog>,
+    },
+    Kvm(KvmRunner),
+}
+
+/// A KVM Keep: the vCPU thread runs it until it ends or is killed.
+struct KvmRunner {
+    kill: keep_vmm::KillHandle,
+    vcpu: Option<std::thread::JoinHandle<Result<i32, keep_vmm::Error>>>,
+    /// The first host limit that stopped the Keep (output here; wall-clock and CPU
+    /// from the VMM's result when the vCPU thread is joined).
+    reason: Mutex<Option<(Limit, String)>>,
+    digest: [u8; 48],
 }
 
 #[derive(serde::Deserialize)]
@@ -53,42 +80,190 @@ impl ProcessBackend {
             killer.limit_data(cap.saturating_add(RUNTIME_MEMORY_SLACK));
         }
         let watchdog = limits.wall.map(|w| Watchdog::start(w, killer.clone()));
-        let mut keep = AttestedKeep {
-            child,
+        let keep = AttestedKeep {
+            runner: Runner::Process {
+                child,
+                killer,
+                watchdog,
+            },
             channel: channel
                 .try_clone()
                 .map_err(|e| LaunchError::Channel(e.to_string()))?,
-            killer,
-            watchdog,
             output: AtomicU64::new(0),
             output_cap: limits.output_bytes,
         };
-        let hello: Hello = match read_frame(&mut channel, keep_wire::MAX_CONTROL_FRAME)
-            .and_then(|f| f.expect_json(FrameKind::Hello))
-        {
-            Ok(h) => h,
-            Err(e) => {
-                keep.terminate("no greeting");
-                return Err(LaunchError::Channel(e.to_string()));
+        keep.greeted(&mut channel)
+    }
+}
+
+impl KvmBackend {
+    /// Starts an empty KVM Keep for an attested launch: guest memory is fixed now
+    /// from the memory limit (limit + the exec's runtime), the VMM enforces the
+    /// wall-clock limit and `cpu` (the vCPU thread's CPU time, the exec's start-up
+    /// included); the exec greets on the relayed channel and waits.
+    pub fn start_attested(
+        &self,
+        limits: HostLimits,
+        cpu: Option<Duration>,
+    ) -> Result<AttestedKeep, LaunchError> {
+        let mem = Self::guest_memory(limits.memory_bytes)?;
+        let mut config = Self::config(mem);
+        config.wall_limit = limits.wall;
+        config.cpu_limit = cpu;
+        let (mut channel, vmm_end) =
+            UnixStream::pair().map_err(|e| LaunchError::Channel(e.to_string()))?;
+        let (launched_tx, launched_rx) =
+            mpsc::channel::<Result<(keep_vmm::KillHandle, [u8; 48]), String>>();
+        let vcpu = std::thread::Builder::new()
+            .name("keep-vcpu".into())
+            .spawn(move || -> Result<i32, keep_vmm::Error> {
+                let keep =
+                    match Keep::launch_with_payload_hash(config, ExecImage::bytes(), exec_hash()) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            let _ = launched_tx.send(Err(e.to_string()));
+                            return Err(e);
+                        }
+                    };
+                let _ = launched_tx.send(Ok((keep.kill_handle(), keep.digest())));
+                // The exec's own stdio carries nothing in an attested launch (its
+                // output is sealed on the channel): dropped.
+                let mut server = RelayServer::new(
+                    None,
+                    Box::new(std::io::sink()),
+                    Box::new(std::io::sink()),
+                    Some(Box::new(vmm_end)),
+                );
+                let result = keep.run(&mut server);
+                // Closes the VMM's end of the channel: the relay sees the end.
+                drop(server);
+                result.map(|exit| exit.code)
+            })
+            .map_err(|e| LaunchError::Vmm(e.to_string()))?;
+        let (kill, digest) = match launched_rx.recv() {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                let _ = vcpu.join();
+                return Err(LaunchError::Vmm(e));
+            }
+            Err(_) => {
+                let _ = vcpu.join();
+                return Err(LaunchError::Vmm("the vCPU thread ended".into()));
             }
         };
-        if hello.protocol != PROTOCOL_VERSION {
-            keep.terminate("protocol");
-            return Err(LaunchError::Protocol(hello.protocol));
+        let keep = AttestedKeep {
+            runner: Runner::Kvm(KvmRunner {
+                kill,
+                vcpu: Some(vcpu),
+                reason: Mutex::new(None),
+                digest,
+            }),
+            channel: channel
+                .try_clone()
+                .map_err(|e| LaunchError::Channel(e.to_string()))?,
+            output: AtomicU64::new(0),
+            output_cap: limits.output_bytes,
+        };
+        keep.greeted(&mut channel)
+    }
+}
+
+/// The exec's SHA-384, computed by the build script (as `KvmBackend::run` uses it).
+fn exec_hash() -> [u8; 48] {
+    let mut h = [0u8; 48];
+    if hex::decode_to_slice(crate::EXEC_SHA384, &mut h).is_err() {
+        use sha2::Digest;
+        h = sha2::Sha384::digest(ExecImage::bytes()).into();
+    }
+    h
+}
+
+impl KvmRunner {
+    fn record(&self, limit: Limit, detail: String) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some((limit, detail));
         }
-        Ok(keep)
+    }
+
+    fn reason(&self) -> Option<(Limit, String)> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Joins the vCPU thread (once) and records a limit the VMM enforced.
+    fn join(&mut self) {
+        let Some(vcpu) = self.vcpu.take() else {
+            return;
+        };
+        match vcpu.join() {
+            Ok(Err(keep_vmm::Error::Timeout(d))) => self.record(
+                Limit::WallClock,
+                format!("still running after {:.3} s", d.as_secs_f64()),
+            ),
+            Ok(Err(keep_vmm::Error::CpuLimit(d))) => self.record(
+                Limit::Cpu,
+                format!(
+                    "used more than {} ms of CPU time (exec start-up and compilation included)",
+                    d.as_millis()
+                ),
+            ),
+            _ => {}
+        }
     }
 }
 
 impl AttestedKeep {
+    /// Reads the exec's greeting; a Keep that does not greet is destroyed.
+    fn greeted(mut self, channel: &mut UnixStream) -> Result<Self, LaunchError> {
+        let hello: Hello = match read_frame(channel, keep_wire::MAX_CONTROL_FRAME)
+            .and_then(|f| f.expect_json(FrameKind::Hello))
+        {
+            Ok(h) => h,
+            Err(e) => {
+                self.terminate("no greeting");
+                return Err(LaunchError::Channel(e.to_string()));
+            }
+        };
+        if hello.protocol != PROTOCOL_VERSION {
+            self.terminate("protocol");
+            return Err(LaunchError::Protocol(hello.protocol));
+        }
+        Ok(self)
+    }
+
     /// The launch channel (frames to and from the exec).
     pub fn channel(&self) -> std::io::Result<UnixStream> {
         self.channel.try_clone()
     }
 
-    /// The exec's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// The exec's process id (process backend), or None for a KVM Keep.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process { child, .. } => Some(child.id()),
+            Runner::Kvm(_) => None,
+        }
+    }
+
+    /// `process` or `kvm`.
+    pub fn backend(&self) -> &'static str {
+        match &self.runner {
+            Runner::Process { .. } => "process",
+            Runner::Kvm(_) => "kvm",
+        }
+    }
+
+    /// The runtime measurement the host reports to the Keep's attester (hex): the
+    /// exec's SHA-384 on the process backend, the KVM launch digest (shim + exec +
+    /// boot parameters, as `keep measure` prints it) on kvm. Without SEV-SNP or TDX
+    /// both are only the host's word.
+    pub fn measurement(&self) -> String {
+        match &self.runner {
+            Runner::Process { .. } => crate::EXEC_SHA384.to_string(),
+            Runner::Kvm(k) => hex::encode(k.digest),
+        }
     }
 
     /// Counts relayed output bytes; past the owner's cap the Keep is killed and this
@@ -97,10 +272,14 @@ impl AttestedKeep {
         let total = self.output.fetch_add(bytes, Ordering::Relaxed) + bytes;
         match self.output_cap {
             Some(cap) if total > cap => {
-                self.killer.kill(
-                    Limit::Output,
-                    format!("relayed more than {cap} bytes of sealed output"),
-                );
+                let detail = format!("relayed more than {cap} bytes of sealed output");
+                match &self.runner {
+                    Runner::Process { killer, .. } => killer.kill(Limit::Output, detail),
+                    Runner::Kvm(k) => {
+                        k.record(Limit::Output, detail);
+                        k.kill.kill();
+                    }
+                }
                 false
             }
             _ => true,
@@ -112,38 +291,71 @@ impl AttestedKeep {
         self.output.load(Ordering::Relaxed)
     }
 
-    /// The host limit that stopped the Keep, if one did.
+    /// The host limit that stopped the Keep, if one did (on kvm, wall-clock and CPU
+    /// are known once the Keep was reaped by [`Self::terminate`] or [`Self::wait`]).
     pub fn limit_hit(&self) -> Option<(Limit, String)> {
-        self.killer.reason()
+        match &self.runner {
+            Runner::Process { killer, .. } => killer.reason(),
+            Runner::Kvm(k) => k.reason(),
+        }
     }
 
     /// Kills the exec (idempotent) and reaps it.
     pub fn terminate(&mut self, why: &str) {
-        if self.killer.reason().is_none()
-            && let Ok(None) = self.child.try_wait()
-        {
-            let _ = self.child.kill();
-        }
         let _ = why;
-        let _ = self.child.wait();
-        let _ = self.channel.shutdown(std::net::Shutdown::Both);
-        if let Some(w) = self.watchdog.take() {
-            w.stop();
+        match &mut self.runner {
+            Runner::Process {
+                child,
+                killer,
+                watchdog,
+            } => {
+                if killer.reason().is_none()
+                    && let Ok(None) = child.try_wait()
+                {
+                    let _ = child.kill();
+                }
+                let _ = child.wait();
+                if let Some(w) = watchdog.take() {
+                    w.stop();
+                }
+            }
+            Runner::Kvm(k) => {
+                if k.vcpu.as_ref().is_some_and(|t| !t.is_finished()) {
+                    k.kill.kill();
+                }
+                k.join();
+            }
         }
+        let _ = self.channel.shutdown(std::net::Shutdown::Both);
     }
 
     /// Waits for the exec to end on its own; returns the limit that stopped it.
     pub fn wait(&mut self) -> Option<(Limit, String)> {
-        let _ = self.child.wait();
-        if let Some(w) = self.watchdog.take() {
-            w.stop();
+        match &mut self.runner {
+            Runner::Process {
+                child,
+                killer,
+                watchdog,
+            } => {
+                let _ = child.wait();
+                if let Some(w) = watchdog.take() {
+                    w.stop();
+                }
+                killer.reason()
+            }
+            Runner::Kvm(k) => {
+                k.join();
+                k.reason()
+            }
         }
-        self.killer.reason()
     }
 
     /// Whether the exec has ended.
     pub fn has_ended(&mut self) -> bool {
-        !matches!(self.child.try_wait(), Ok(None))
+        match &mut self.runner {
+            Runner::Process { child, .. } => !matches!(child.try_wait(), Ok(None)),
+            Runner::Kvm(k) => k.vcpu.as_ref().is_none_or(|t| t.is_finished()),
+        }
     }
 }
 

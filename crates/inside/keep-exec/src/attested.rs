@@ -148,13 +148,25 @@ pub fn run(channel: &mut Channel, challenge: &Challenge) -> ExitReport {
         Ok(d) => d,
         Err(e) => return sealed_end(&writer, failed(format!("state 3: secrets: {e}"))),
     };
-    let pumps = match capture(&writer) {
-        Ok(p) => p,
-        Err(e) => return sealed_end(&writer, failed(format!("state 3: output capture: {e}"))),
-    };
-    let input = session_input.take();
-    if let Err(e) = watch_host_and_input(channel, &writer, input) {
-        return sealed_end(&writer, failed(format!("state 3: stdin: {e}")));
+    let mut pumps = Vec::new();
+    if crate::in_kvm_keep() {
+        // One thread: the WASI streams seal and send in place (no pipes, no pumps).
+        match (channel.try_clone(), session_input.take()) {
+            (Ok(c), Some(input)) => crate::sealed_stdio::install(&writer, c, input),
+            (Err(e), _) => return sealed_end(&writer, failed(format!("state 3: stdin: {e}"))),
+            (_, None) => {}
+        }
+    } else {
+        pumps = match capture(&writer) {
+            Ok(p) => p,
+            Err(e) => {
+                return sealed_end(&writer, failed(format!("state 3: output capture: {e}")));
+            }
+        };
+        let input = session_input.take();
+        if let Err(e) = watch_host_and_input(channel, &writer, input) {
+            return sealed_end(&writer, failed(format!("state 3: stdin: {e}")));
+        }
     }
     let report = crate::outcome::run_workload(&spec, &payload.workload, channel);
     // The store (and with it the pipes' write ends) is gone: drain the pumps.
@@ -173,7 +185,7 @@ fn sealed_end(writer: &Arc<Mutex<Sender>>, report: ExitReport) -> ExitReport {
     report
 }
 
-struct Sender {
+pub(crate) struct Sender {
     channel: Channel,
     session: Session,
     seq: u64,
@@ -181,7 +193,7 @@ struct Sender {
 
 /// Seals and sends one record; numbering and writing happen under one lock, so the
 /// sequence on the wire is the sequence of the records.
-fn send(writer: &Arc<Mutex<Sender>>, kind: RecordKind, data: &[u8]) -> bool {
+pub(crate) fn send(writer: &Arc<Mutex<Sender>>, kind: RecordKind, data: &[u8]) -> bool {
     let Ok(mut s) = writer.lock() else {
         return false;
     };
@@ -246,7 +258,7 @@ fn watch_host_and_input(
 }
 
 /// The largest chunk of output per record.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Pipes for stdout and stderr inside the exec, each drained by a thread that seals
 /// what the workload wrote into records.
@@ -301,7 +313,14 @@ fn spec_from(m: &keep_seal::SealedManifest, challenge: &Challenge) -> LaunchSpec
         sockets: Vec::new(),
         limits: Limits {
             memory_bytes: min(m.memory_bytes, challenge.limits.memory_bytes),
-            cpu_ms: min(m.cpu_ms, challenge.limits.cpu_ms),
+            // In a KVM Keep the VMM enforces CPU time on the vCPU thread (the
+            // host's limit, which the tenant's request clamps); the exec's epoch
+            // ticker would need a second thread.
+            cpu_ms: if crate::in_kvm_keep() {
+                None
+            } else {
+                min(m.cpu_ms, challenge.limits.cpu_ms)
+            },
             open_files: challenge.limits.open_files,
         },
         workload_sha384: Some(m.workload_sha384.clone()),
@@ -342,6 +361,12 @@ fn secrets(
                 spec.env.push((s.name.clone(), v));
             }
             SecretDelivery::File => {
+                if crate::in_kvm_keep() {
+                    return Err(format!(
+                        "secret {} is a file, and a KVM Keep has no file system yet (deliver it with --secret-env)",
+                        s.name
+                    ));
+                }
                 if dir.is_none() {
                     let d = tempfile::Builder::new()
                         .prefix("keep-secrets-")

@@ -22,6 +22,7 @@ mod p1_extras;
 mod p1_poll;
 mod p1_run;
 mod p2_run;
+mod sealed_stdio;
 mod wasi;
 
 use std::io::Write;

@@ -56,6 +56,12 @@ pub fn builder(
         b.stdout(wasmtime_wasi::cli::OutputFile::new(out));
         b.stderr(wasmtime_wasi::cli::OutputFile::new(err));
     }
+    // Attested launches in a KVM Keep: sealed in place (one thread).
+    if let Some(s) = crate::sealed_stdio::take() {
+        b.stdin(s.stdin);
+        b.stdout(s.stdout);
+        b.stderr(s.stderr);
+    }
     for dir in &spec.dirs {
         let perms = if dir.writable {
             FsPerms::ReadWrite

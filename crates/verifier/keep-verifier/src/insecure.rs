@@ -27,7 +27,8 @@ pub const MAX_EVIDENCE: usize = 4096;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InsecurePolicy {
-    /// The runtime measurement (SHA-384 of the exec) required, if pinned.
+    /// The runtime measurement required, if pinned: the exec's SHA-384 (process
+    /// backend) or the KVM launch digest (`keep measure`), both host-reported.
     pub measurement: Option<HexBytes>,
     /// The exact report_data required (the caller sets it from its nonce).
     pub report_data: Option<HexBytes>,
