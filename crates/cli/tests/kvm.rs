@@ -163,25 +163,110 @@ fn limits() {
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
 }
 
+/// A directory tree for the files fixture: a file, a subdirectory, and symlinks
+/// that point out of it (absolute and relative).
+fn files_tree() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.txt"), "alpha\n").unwrap();
+    std::fs::create_dir(d.path().join("sub")).unwrap();
+    std::fs::write(d.path().join("sub/b.txt"), "beta").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.path().join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc/passwd", d.path().join("rel")).unwrap();
+    std::os::unix::fs::symlink("sub/b.txt", d.path().join("inside")).unwrap();
+    d
+}
+
+/// Sorted relative paths and contents of every file under `dir`.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap().flatten() {
+            let path = e.path();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+                out.push((rel, b"<dir>".to_vec()));
+            } else if meta.is_symlink() {
+                out.push((
+                    rel,
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .into_bytes(),
+                ));
+            } else {
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
-fn directories_are_refused_with_one_line() {
+fn preopened_directories_behave_as_on_process() {
     if !have_kvm() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let spec = format!("{}::/data", dir.path().display());
-    let o = run(
-        &[
-            "run",
-            "--backend",
-            "kvm",
-            "--dir",
-            &spec,
-            &fixture("hello.wasm"),
-        ],
-        None,
-    );
-    assert_one_line(&o, 125, &["kvm", "directories", "not supported"]);
+    let (p, k) = (files_tree(), files_tree());
+    let files = fixture("files.wasm");
+    let steps: &[(&str, &[&str])] = &[
+        ("--dir", &["read", "/data/a.txt"]),
+        ("--dir", &["read", "/data/sub/b.txt"]),
+        ("--dir", &["read", "/data/inside"]),
+        ("--dir", &["list", "/data"]),
+        ("--dir", &["list", "/data/sub"]),
+        // Escapes are refused as on process: "..", absolute and relative symlinks
+        // out of the directory, absolute paths outside every preopen.
+        ("--dir", &["read", "/data/../../etc/passwd"]),
+        ("--dir", &["read", "/data/sub/../../etc/passwd"]),
+        ("--dir", &["read", "/data/abs"]),
+        ("--dir", &["read", "/data/rel"]),
+        ("--dir", &["read", "/etc/passwd"]),
+        ("--dir", &["write", "/data/../escape.txt", "no"]),
+        ("--dir", &["write", "/data/new.txt", "written in a Keep"]),
+        ("--dir", &["read", "/data/new.txt"]),
+        ("--dir", &["write", "/data/sub/b.txt", "shorter"]),
+        ("--dir", &["mkdir", "/data/d"]),
+        ("--dir", &["write", "/data/d/x", "x"]),
+        ("--dir", &["rm", "/data/d"]),
+        ("--dir", &["rm", "/data/d/x"]),
+        ("--dir", &["rm", "/data/d"]),
+        ("--dir", &["rm", "/data/../escape.txt"]),
+        // Read-only: reading works, every change is refused.
+        ("--ro-dir", &["read", "/data/a.txt"]),
+        ("--ro-dir", &["list", "/data"]),
+        ("--ro-dir", &["write", "/data/ro.txt", "no"]),
+        ("--ro-dir", &["write", "/data/a.txt", "no"]),
+        ("--ro-dir", &["mkdir", "/data/no"]),
+        ("--ro-dir", &["rm", "/data/a.txt"]),
+    ];
+    for (flag, cmd) in steps {
+        let one = |backend: &str, dir: &std::path::Path| {
+            let spec = format!("{}::/data", dir.display());
+            let mut args = vec!["run", "--backend", backend, flag, &spec, &files, "--"];
+            args.extend_from_slice(cmd);
+            run(&args, None)
+        };
+        let (op, ok) = (one("process", p.path()), one("kvm", k.path()));
+        assert_eq!(
+            ok.status.code(),
+            op.status.code(),
+            "status of {cmd:?}: kvm stderr {}, process stderr {}",
+            stderr(&ok),
+            stderr(&op)
+        );
+        assert_eq!(stdout(&ok), stdout(&op), "stdout of {cmd:?}");
+        assert_eq!(stderr(&ok), stderr(&op), "stderr of {cmd:?}");
+        assert_eq!(tree(k.path()), tree(p.path()), "tree after {cmd:?}");
+    }
+    let got = tree(k.path());
+    assert!(got.contains(&("new.txt".into(), b"written in a Keep".to_vec())));
+    assert!(got.contains(&("sub/b.txt".into(), b"shorter".to_vec())));
+    assert!(!k.path().parent().unwrap().join("escape.txt").exists());
 }
 
 #[test]

@@ -106,6 +106,26 @@ impl KvmBackend {
         // CPU time is enforced by the VMM on the vCPU thread (the exec's epoch
         // ticker would need a second thread).
         let cpu_ms = spec.limits.cpu_ms.take();
+        // Preopened directories: the VMM opens them itself and serves the files
+        // beneath them; the exec opens preopen i by the name /.keep/dir/<i>.
+        let mut dirs = Vec::new();
+        for (i, d) in spec.dirs.iter_mut().enumerate() {
+            dirs.push((d.source.clone(), d.writable));
+            d.source = keep_vmm::preopen_guest_source(i);
+        }
+        let files = keep_vmm::FileServer::open(&dirs).map_err(|e| {
+            let guest = spec
+                .dirs
+                .iter()
+                .zip(&dirs)
+                .find(|(_, (src, _))| *src == e.path)
+                .map(|(d, _)| d.guest_path.clone())
+                .unwrap_or_default();
+            LaunchError::Unsupported(format!(
+                "cannot open directory {} for {guest}: {}",
+                e.path, e.source
+            ))
+        })?;
         let mem = Self::guest_memory(spec.limits.memory_bytes)?;
         let mut config = Self::config(mem);
         config.wall_limit = request.limits.wall;
@@ -144,6 +164,7 @@ impl KvmBackend {
                         Some(Box::new(vmm_end)),
                     );
                     server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
+                    server.files = Some(files);
                     let result = keep.run(&mut server);
                     let cpu = thread_cpu_time();
                     // Dropping the server closes the VMM's end of the channel, so the
@@ -224,14 +245,9 @@ fn exec_hash() -> [u8; 48] {
     h
 }
 
-/// What the KVM Keep cannot serve yet: the shim has no file system and no
-/// network, so preopened directories and sockets are refused up front.
+/// What the KVM Keep cannot serve yet: the shim has no network, so sockets are
+/// refused up front.
 fn check_spec(spec: &LaunchSpec) -> Result<(), LaunchError> {
-    if !spec.dirs.is_empty() {
-        return Err(LaunchError::Unsupported(
-            "preopened directories (--dir, --ro-dir, [[dirs]]) are not supported on the kvm backend yet".into(),
-        ));
-    }
     if !spec.sockets.is_empty() {
         return Err(LaunchError::Unsupported(
             "sockets are not supported on the kvm backend yet".into(),

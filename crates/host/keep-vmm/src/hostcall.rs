@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Error;
 use crate::abi::{CALL_BLOCK_SIZE, CALL_DATA_OFFSET, call};
+use crate::fs::FileServer;
 
 /// Bytes of the data area.
 pub const DATA_CAPACITY: usize = (CALL_BLOCK_SIZE - CALL_DATA_OFFSET) as usize;
@@ -23,6 +24,10 @@ pub enum HostCall {
     Read { fd: u32, max: usize },
     /// Clock `id` (a Linux clockid): reply `val[0]` seconds, `val[1]` nanoseconds.
     Clock { id: u32 },
+    /// A file-system operation (`abi::fs`) with its 8 request words, read from the
+    /// start of the data area; paths and data they name are in `data`, unchecked
+    /// (the [`FileServer`](crate::FileServer) checks each range).
+    File { op: u64, words: [u64; 8] },
 }
 
 /// What goes back into the block: `ret` and `val`, unchecked by the VMM.
@@ -99,6 +104,21 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
             Request::Call(HostCall::Read { fd: fd(a(0))?, max })
         }
         call::CLOCK => Request::Call(HostCall::Clock { id: fd(a(0))? }),
+        call::FILE => {
+            let (_, len) = data_range(0, a(1))?;
+            if len < 64 {
+                return Err(Error::Protocol(
+                    "file request shorter than its words".into(),
+                ));
+            }
+            let start = CALL_DATA_OFFSET as usize;
+            let mut words = [0u64; 8];
+            for (i, w) in words.iter_mut().enumerate() {
+                let o = start + 8 * i;
+                *w = u64::from_le_bytes(block[o..o + 8].try_into().unwrap_or([0; 8]));
+            }
+            Request::Call(HostCall::File { op: a(0), words })
+        }
         call::LOG => Request::Log(text(block, a(0), a(1))?),
         call::EXIT => Request::Exit(a(0) as u32 as i32, a(1)),
         call::FAULT => Request::Fault {
@@ -143,6 +163,8 @@ pub struct StdioServer {
     stdin: Box<dyn Read + Send>,
     pub log: Vec<String>,
     start: std::time::Instant,
+    /// Preopened directories (none: FILE calls get ENOSYS).
+    pub files: Option<FileServer>,
 }
 
 impl StdioServer {
@@ -155,6 +177,7 @@ impl StdioServer {
             stdin: Box::new(std::io::stdin()),
             log: Vec::new(),
             start: std::time::Instant::now(),
+            files: None,
         }
     }
 
@@ -225,6 +248,7 @@ impl HostCallServer for StdioServer {
                 }
             }
             HostCall::Clock { id } => clock_reply(id, self.start),
+            HostCall::File { op, ref words } => file_reply(self.files.as_mut(), op, words, data),
         }
     }
 
@@ -237,6 +261,23 @@ impl HostCallServer for StdioServer {
             eprintln!("keep: {line}");
         }
         self.log.push(line.to_string());
+    }
+}
+
+const ENOSYS: i64 = 38;
+
+fn file_reply(
+    files: Option<&mut FileServer>,
+    op: u64,
+    words: &[u64; 8],
+    data: &mut [u8],
+) -> RawReply {
+    match files {
+        Some(f) => f.serve(op, words, data),
+        None => RawReply {
+            ret: -ENOSYS,
+            val: [0; 3],
+        },
     }
 }
 
@@ -278,6 +319,8 @@ pub struct RelayServer {
     /// Log lines from the shim (kept, not printed, unless `echo_log`).
     pub log: Vec<String>,
     pub echo_log: bool,
+    /// Preopened directories (none: FILE calls get ENOSYS).
+    pub files: Option<FileServer>,
 }
 
 const EPIPE: i64 = 32;
@@ -298,6 +341,7 @@ impl RelayServer {
             start: std::time::Instant::now(),
             log: Vec::new(),
             echo_log: false,
+            files: None,
         }
     }
 }
@@ -354,6 +398,7 @@ impl HostCallServer for RelayServer {
                 count(r)
             }
             HostCall::Clock { id } => clock_reply(id, self.start),
+            HostCall::File { op, ref words } => file_reply(self.files.as_mut(), op, words, data),
         }
     }
 

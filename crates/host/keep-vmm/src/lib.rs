@@ -18,6 +18,7 @@
 #[allow(dead_code)] // shared with the shim; not every item is used on this side
 mod abi;
 mod error;
+mod fs;
 mod hostcall;
 mod keep;
 mod loader;
@@ -27,6 +28,7 @@ mod vcpu;
 mod watchdog;
 
 pub use error::Error;
+pub use fs::{FileServer, PreopenError};
 pub use hostcall::{
     ChannelStream, DATA_CAPACITY as CALL_DATA_CAPACITY, HostCall, HostCallServer, RawReply,
     RelayServer, StdioServer,
@@ -34,6 +36,12 @@ pub use hostcall::{
 pub use keep::{Exit, Keep, KeepConfig, Stats};
 pub use measure::launch_digest;
 pub use watchdog::KillHandle;
+
+/// Guest path under which the exec in a KVM Keep opens preopened directory `i`
+/// (`/.keep/dir/<i>`); the VMM's [`FileServer`] serves it.
+pub fn preopen_guest_source(i: usize) -> String {
+    format!("{}{i}", abi::fs::PREOPEN_PREFIX)
+}
 
 /// The embedded shim image (ELF).
 pub const SHIM: &[u8] = include_bytes!(env!("KEEP_SHIM_PATH"));

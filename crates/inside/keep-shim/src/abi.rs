@@ -95,6 +95,67 @@ pub mod call {
     /// args: nanoseconds. The VMM sleeps (at most until a limit stops the Keep);
     /// the reply is ignored. For timeouts of the payload's only thread.
     pub const SLEEP: u32 = 8;
+    /// A file-system call on a preopened directory (see [`super::fs`]): args[0] =
+    /// the operation, args[1] = bytes of the request in the data area (8 words,
+    /// then the paths and data they name by offset and length). ret = result or
+    /// -errno; for operations that return bytes, val[0] = their offset in the data
+    /// area, val[1] = their length.
+    pub const FILE: u32 = 9;
+}
+
+/// File-system operations of the FILE host call. Handles are the VMM's numbers
+/// for files it opened (below [`fs::MAX_HANDLES`](fs::MAX_HANDLES)); paths are
+/// (offset, length) pairs in the data area, no NUL. The VMM resolves every path
+/// beneath the handle it is relative to (openat2 with RESOLVE_BENEATH).
+pub mod fs {
+    /// w0 = preopen index. ret = handle of that preopened directory.
+    pub const PREOPEN: u64 = 1;
+    /// w0 = dir handle, w1/w2 = path, w3 = open flags, w4 = mode, w5 = resolve flags.
+    /// ret = new handle.
+    pub const OPENAT: u64 = 2;
+    /// w0 = handle.
+    pub const CLOSE: u64 = 3;
+    /// w0 = handle, w1 = max bytes, w2 = file offset or u64::MAX (current position).
+    /// ret = bytes (<= max) at val[0].
+    pub const READ: u64 = 4;
+    /// w0 = handle, w1/w2 = bytes, w3 = file offset or u64::MAX. ret = bytes written.
+    pub const WRITE: u64 = 5;
+    /// w0 = handle, w1 = offset, w2 = whence. ret = new position.
+    pub const SEEK: u64 = 6;
+    /// w0 = handle, w1/w2 = path (empty: the handle itself), w3 = AT_* flags.
+    /// ret = 0, a 144-byte struct stat at val[0] (val[1] = 144).
+    pub const STAT: u64 = 7;
+    /// w0 = handle, w1 = max bytes. ret = bytes of linux_dirent64 records at val[0].
+    pub const GETDENTS: u64 = 8;
+    /// w0 = handle, w1/w2 = path, w3 = mode.
+    pub const MKDIR: u64 = 9;
+    /// w0 = handle, w1/w2 = path, w3 = AT_REMOVEDIR or 0.
+    pub const UNLINK: u64 = 10;
+    /// w0/w1/w2 = old handle and path, w3/w4/w5 = new handle and path, w6 = flags.
+    pub const RENAME: u64 = 11;
+    /// w0 = handle, w1/w2 = path, w3 = max. ret = bytes of the target at val[0].
+    pub const READLINK: u64 = 12;
+    /// w0/w1 = target (offset, len), w2 = handle, w3/w4 = path.
+    pub const SYMLINK: u64 = 13;
+    /// w0/w1/w2 = old handle and path, w3/w4/w5 = new handle and path.
+    pub const LINK: u64 = 14;
+    /// w0 = handle, w1 = length.
+    pub const TRUNCATE: u64 = 15;
+    /// w0 = handle, w1 = 1 for fdatasync.
+    pub const SYNC: u64 = 16;
+    /// w0 = handle, w1/w2 = path, w3 = flags, w4..w7 = atime s, ns, mtime s, ns.
+    pub const UTIMES: u64 = 17;
+    /// w0 = handle. ret = the file status flags (F_GETFL).
+    pub const GETFL: u64 = 18;
+    /// Handles the VMM hands out are below this.
+    pub const MAX_HANDLES: u64 = 4096;
+    /// Bytes of the fixed request words at the start of the data area.
+    pub const REQUEST_WORDS: usize = 8;
+    /// Where a request's variable part (paths, data) starts in the data area.
+    pub const REQUEST_DATA: u64 = 64;
+    /// Guest paths the exec opens preopened directory `i` by (keep-host rewrites
+    /// the launch spec's sources to these on kvm).
+    pub const PREOPEN_PREFIX: &str = "/.keep/dir/";
 }
 
 /// Header of the call block, at offset 0.

@@ -11,23 +11,39 @@ use crate::global::Global;
 /// One of the Keep's streams; the value is the host's fd number for it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum File {
-    Stdin = 0,
-    Stdout = 1,
-    Stderr = 2,
-    Channel = 3,
+    Stdin,
+    Stdout,
+    Stderr,
+    Channel,
     /// /dev/urandom or /dev/random: RDRAND inside the Keep, never the host.
-    Random = 4,
+    Random,
+    /// A file or directory beneath a preopened directory, opened by the VMM: its
+    /// handle number there (FILE host calls).
+    Host(u32),
 }
 
 impl File {
     pub fn host_fd(self) -> u32 {
-        self as u32
+        match self {
+            File::Stdin => 0,
+            File::Stdout => 1,
+            File::Stderr => 2,
+            File::Channel => 3,
+            File::Random => 4,
+            File::Host(h) => h,
+        }
     }
     pub fn readable(self) -> bool {
-        matches!(self, File::Stdin | File::Channel | File::Random)
+        matches!(
+            self,
+            File::Stdin | File::Channel | File::Random | File::Host(_)
+        )
     }
     pub fn writable(self) -> bool {
-        matches!(self, File::Stdout | File::Stderr | File::Channel)
+        matches!(
+            self,
+            File::Stdout | File::Stderr | File::Channel | File::Host(_)
+        )
     }
     /// `st_mode` for fstat: the channel is a socket, stdio character devices.
     pub fn mode(self) -> u32 {
@@ -46,7 +62,7 @@ impl File {
         match self {
             File::Stdin | File::Random => O_RDONLY,
             File::Stdout | File::Stderr => O_WRONLY,
-            File::Channel => O_RDWR,
+            File::Channel | File::Host(_) => O_RDWR,
         }
     }
 }
@@ -95,12 +111,28 @@ pub fn get(fd: u64) -> Result<File, i64> {
 }
 
 pub fn close(fd: u64) -> i64 {
-    match usize::try_from(fd) {
-        Ok(i) if i < MAX_FDS => FDS.with(|t| match t[i].take() {
-            Some(_) => 0,
-            None => -EBADF,
-        }),
-        _ => -EBADF,
+    let closed = match usize::try_from(fd) {
+        Ok(i) if i < MAX_FDS => FDS.with(|t| t[i].take()),
+        _ => None,
+    };
+    match closed {
+        Some(Slot {
+            file: File::Host(h),
+            ..
+        }) => {
+            release(h);
+            0
+        }
+        Some(_) => 0,
+        None => -EBADF,
+    }
+}
+
+/// Closes host handle `h` in the VMM unless another descriptor still names it.
+fn release(h: u32) {
+    let used = FDS.with(|t| t.iter().flatten().any(|s| s.file == File::Host(h)));
+    if !used {
+        let _ = crate::file::close(h);
     }
 }
 
@@ -145,7 +177,14 @@ pub fn dup_to(old: u64, new: u64, cloexec: bool) -> i64 {
     };
     match usize::try_from(new) {
         Ok(i) if i < MAX_FDS => {
-            FDS.with(|t| t[i] = Some(Slot { file, cloexec }));
+            let old = FDS.with(|t| t[i].replace(Slot { file, cloexec }));
+            if let Some(Slot {
+                file: File::Host(h),
+                ..
+            }) = old
+            {
+                release(h);
+            }
             i as i64
         }
         _ => -EBADF,
@@ -177,7 +216,10 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> i64 {
             });
             0
         }
-        F_GETFL => s.file.access(),
+        F_GETFL => match s.file {
+            File::Host(h) => crate::file::getfl(h),
+            f => f.access(),
+        },
         // O_NONBLOCK and the like: accepted, nothing changes (every stream blocks
         // in the host until it can proceed).
         F_SETFL => 0,

@@ -119,12 +119,12 @@ pub fn abort(reason: &str) -> ! {
 }
 
 /// Refuses a reply: the host broke the protocol.
-fn refuse(what: &str) -> ! {
+pub(crate) fn refuse(what: &str) -> ! {
     abort(what)
 }
 
 /// A return value that is a count in 0..=max or -errno.
-fn checked_count(ret: i64, max: usize, what: &str) -> Result<usize, i64> {
+pub(crate) fn checked_count(ret: i64, max: usize, what: &str) -> Result<usize, i64> {
     if ret < 0 {
         if ret < -MAX_ERRNO {
             refuse(what);
@@ -156,6 +156,13 @@ pub fn read_staged(fd: u32, max: usize) -> Result<(usize, usize), i64> {
         Some(end) if end <= DATA_CAPACITY => Ok((off, n)),
         _ => refuse("host reply refused: read data outside the call block"),
     }
+}
+
+/// Sends a FILE request whose words and data the caller placed in the data area
+/// (after `flush`), `len` bytes in all. The reply header is returned unchecked:
+/// `crate::file` checks it for the operation.
+pub(crate) fn file(op: u64, len: usize) -> CallHeader {
+    request(call::FILE, [op, len as u64, 0, 0])
 }
 
 /// Host time (untrusted: only range-checked). Returns (seconds, nanoseconds).

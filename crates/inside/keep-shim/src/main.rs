@@ -35,6 +35,8 @@ mod entry;
 #[cfg(panic = "abort")]
 mod fd;
 #[cfg(panic = "abort")]
+mod file;
+#[cfg(panic = "abort")]
 mod global;
 #[cfg(panic = "abort")]
 mod hostcall;

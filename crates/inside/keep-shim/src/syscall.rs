@@ -120,6 +120,11 @@ pub(crate) extern "C" fn syscall_entry() {
 
 extern "C" fn dispatch(f: &mut Frame) {
     let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
+    // Files beneath preopened directories (served by the host).
+    if let Some(ret) = crate::file::dispatch(f.rax, [a0, a1, a2, a3, a4, a5]) {
+        f.rax = ret as u64;
+        return;
+    }
     let ret = match f.rax {
         0 => sys_read(a0, a1, a2),
         1 => sys_write(a0, a1, a2),
