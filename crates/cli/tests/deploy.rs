@@ -1648,7 +1648,24 @@ fn deploy_on_kvm_attests_the_launch_digest_and_runs_with_stdin_and_limits() {
         "{}",
         stderr(&o)
     );
-    // Limits: wall clock (the VMM's watchdog) and output (the agent counts).
+    // Limits: memory (the guest's is fixed at creation from it; the exec's limiter
+    // inside), CPU and wall clock (the VMM's watchdog), output (the agent counts).
+    let o = agent.deploy(
+        ALICE,
+        &[
+            &kvm[..],
+            &["--memory", "2MiB", &fixture("memory_grow.wasm")],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(151), "{}", stderr(&o));
+    assert!(stderr(&o).contains("memory limit"), "{}", stderr(&o));
+    let o = agent.deploy(
+        ALICE,
+        &[&kvm[..], &["--cpu", "2s", &fixture("infinite_loop.wasm")]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(152), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cpu limit"), "{}", stderr(&o));
     let o = agent.deploy(
         ALICE,
         &[
