@@ -5,9 +5,10 @@
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use der::{Decode, Encode};
+use std::sync::Arc;
+
 use thiserror::Error;
 use x509_cert::Certificate;
-use x509_cert::crl::CertificateList;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
 use crate::cache::SignatureCache;
@@ -155,26 +156,24 @@ pub fn verify_signature(
     sig: &[u8],
     cache: Option<&SignatureCache>,
 ) -> bool {
-    let key = cache.map(|_| SignatureCache::key(alg.name(), public_key, message, sig));
-    if let (Some(c), Some(k)) = (cache, key.as_ref())
-        && c.contains(k)
-    {
+    if cache.is_some_and(|c| c.contains(alg.name(), public_key, message, sig)) {
         return true;
     }
     let ok = UnparsedPublicKey::new(alg.aws(), public_key)
         .verify(message, sig)
         .is_ok();
-    if ok && let (Some(c), Some(k)) = (cache, key) {
-        c.insert(k);
+    if ok && let Some(c) = cache {
+        c.insert(alg.name(), public_key, message, sig);
     }
     ok
 }
 
 /// A parsed certificate that keeps its exact DER bytes.
+/// Cloning is cheap (the bytes and the parsed form are shared).
 #[derive(Debug, Clone)]
 pub struct Cert {
-    der: Vec<u8>,
-    cert: Certificate,
+    der: Arc<[u8]>,
+    cert: Arc<Certificate>,
     tbs: std::ops::Range<usize>,
 }
 
@@ -198,8 +197,8 @@ impl Cert {
         })?;
         let start = tbs.as_ptr() as usize - der.as_ptr() as usize;
         Ok(Cert {
-            der: der.to_vec(),
-            cert,
+            der: der.into(),
+            cert: Arc::new(cert),
             tbs: start..start + tbs.len(),
         })
     }
@@ -362,11 +361,26 @@ impl Cert {
 }
 
 /// A parsed CRL that keeps its exact DER bytes.
+///
+/// The small fields (algorithms, issuer, dates, signature) are decoded with
+/// `x509-cert`; the list of revoked certificates, which can hold thousands of
+/// entries, is only checked for shape at parse time (every entry a SEQUENCE that
+/// starts with an INTEGER serial) and walked again, without allocating, when a
+/// certificate is looked up. The signature covers the exact bytes either way.
+/// Cloning is cheap (the bytes are shared).
 #[derive(Debug, Clone)]
 pub struct Crl {
-    der: Vec<u8>,
-    crl: CertificateList,
+    der: Arc<[u8]>,
     tbs: std::ops::Range<usize>,
+    /// Contents of the `revokedCertificates` SEQUENCE (empty when absent).
+    revoked: std::ops::Range<usize>,
+    revoked_count: usize,
+    inner_alg: AlgorithmIdentifierOwned,
+    outer_alg: AlgorithmIdentifierOwned,
+    issuer: x509_cert::name::Name,
+    this_update: x509_cert::time::Time,
+    next_update: Option<x509_cert::time::Time>,
+    signature: der::asn1::BitString,
 }
 
 impl Crl {
@@ -379,19 +393,87 @@ impl Crl {
                 max: MAX_DER,
             });
         }
-        let crl = CertificateList::from_der(der).map_err(|e| PkiError::Malformed {
+        let malformed = |reason: &str| PkiError::Malformed {
+            what: "CRL",
+            reason: reason.into(),
+        };
+        let decode_err = |e: der::Error| PkiError::Malformed {
             what: "CRL",
             reason: e.to_string(),
-        })?;
-        let tbs = tlv::signed_part(der).ok_or(PkiError::Malformed {
-            what: "CRL",
-            reason: "no tbsCertList".into(),
-        })?;
-        let start = tbs.as_ptr() as usize - der.as_ptr() as usize;
+        };
+        let offset = |part: &[u8]| part.as_ptr() as usize - der.as_ptr() as usize;
+        let (outer, trailing) = tlv::read(der).ok_or_else(|| malformed("not a DER element"))?;
+        if outer.tag != 0x30 || !trailing.is_empty() {
+            return Err(malformed("not one SEQUENCE"));
+        }
+        let (tbs, rest) = tlv::read(outer.contents).ok_or_else(|| malformed("no tbsCertList"))?;
+        let (outer_alg, rest) =
+            tlv::read(rest).ok_or_else(|| malformed("no signatureAlgorithm"))?;
+        let (sig, rest) = tlv::read(rest).ok_or_else(|| malformed("no signatureValue"))?;
+        if tbs.tag != 0x30 || outer_alg.tag != 0x30 || sig.tag != 0x03 || !rest.is_empty() {
+            return Err(malformed(
+                "CertificateList is not tbsCertList, algorithm, signature",
+            ));
+        }
+        let mut fields = tbs.contents;
+        let mut next = |what: &str| -> Result<Option<tlv::Tlv<'_>>, PkiError> {
+            if fields.is_empty() {
+                return Ok(None);
+            }
+            let (t, rest) = tlv::read(fields).ok_or_else(|| malformed(what))?;
+            fields = rest;
+            Ok(Some(t))
+        };
+        let mut field = next("tbsCertList")?.ok_or_else(|| malformed("empty tbsCertList"))?;
+        if field.tag == 0x02 {
+            // version v2 (INTEGER 1)
+            if field.contents != [1] {
+                return Err(malformed("version is not v2"));
+            }
+            field = next("tbsCertList")?.ok_or_else(|| malformed("no signature algorithm"))?;
+        }
+        let inner_alg = AlgorithmIdentifierOwned::from_der(field.whole).map_err(decode_err)?;
+        let issuer = next("issuer")?.ok_or_else(|| malformed("no issuer"))?;
+        let issuer = x509_cert::name::Name::from_der(issuer.whole).map_err(decode_err)?;
+        let this = next("thisUpdate")?.ok_or_else(|| malformed("no thisUpdate"))?;
+        let this_update = x509_cert::time::Time::from_der(this.whole).map_err(decode_err)?;
+        let mut field = next("tbsCertList")?;
+        let mut next_update = None;
+        if let Some(t) = field.filter(|t| t.tag == 0x17 || t.tag == 0x18) {
+            next_update = Some(x509_cert::time::Time::from_der(t.whole).map_err(decode_err)?);
+            field = next("tbsCertList")?;
+        }
+        let mut revoked = 0..0;
+        let mut revoked_count = 0;
+        if let Some(t) = field.filter(|t| t.tag == 0x30) {
+            revoked_count = revoked_serials(t.contents)
+                .try_fold(0usize, |n, s| s.map(|_| n + 1))
+                .ok_or_else(|| malformed("a revokedCertificates entry"))?;
+            revoked = offset(t.contents)..offset(t.contents) + t.contents.len();
+            field = next("tbsCertList")?;
+        }
+        if let Some(t) = field {
+            if t.tag != 0xa0 {
+                return Err(malformed(
+                    "unexpected element after the revoked certificates",
+                ));
+            }
+            x509_cert::ext::Extensions::from_der(t.contents).map_err(decode_err)?;
+            if next("tbsCertList")?.is_some() {
+                return Err(malformed("trailing data in tbsCertList"));
+            }
+        }
         Ok(Crl {
-            der: der.to_vec(),
-            crl,
-            tbs: start..start + tbs.len(),
+            der: der.into(),
+            tbs: offset(tbs.whole)..offset(tbs.whole) + tbs.whole.len(),
+            revoked,
+            revoked_count,
+            inner_alg,
+            outer_alg: AlgorithmIdentifierOwned::from_der(outer_alg.whole).map_err(decode_err)?,
+            issuer,
+            this_update,
+            next_update,
+            signature: der::asn1::BitString::from_der(sig.whole).map_err(decode_err)?,
         })
     }
 
@@ -404,9 +486,9 @@ impl Crl {
             return Crl::from_der(&first);
         }
         if !trimmed.is_empty() && trimmed.iter().all(|b| b.is_ascii_hexdigit()) {
-            let der = hex::decode(trimmed).map_err(|e| PkiError::Malformed {
+            let der = decode_hex(trimmed).ok_or(PkiError::Malformed {
                 what: "CRL",
-                reason: format!("hex: {e}"),
+                reason: "hex: odd number of digits".into(),
             })?;
             return Crl::from_der(&der);
         }
@@ -420,7 +502,7 @@ impl Crl {
 
     /// The issuer's common name.
     pub fn issuer_name(&self) -> String {
-        common_name(&self.crl.tbs_cert_list.issuer)
+        common_name(&self.issuer)
     }
 
     /// Checks that `issuer` signed this CRL.
@@ -429,19 +511,19 @@ impl Crl {
         issuer: &Cert,
         cache: Option<&SignatureCache>,
     ) -> Result<(), PkiError> {
-        if self.crl.tbs_cert_list.issuer != *issuer.cert.tbs_certificate().subject() {
+        if self.issuer != *issuer.cert.tbs_certificate().subject() {
             return Err(PkiError::IssuerMismatch {
                 found: self.issuer_name(),
                 expected: issuer.subject_name(),
             });
         }
-        if self.crl.tbs_cert_list.signature != self.crl.signature_algorithm {
+        if self.inner_alg != self.outer_alg {
             return Err(PkiError::UnsupportedAlgorithm(
                 "inner and outer signature algorithms differ".into(),
             ));
         }
-        let alg = SigAlg::from_x509(&self.crl.signature_algorithm)?;
-        if self.crl.signature.unused_bits() != 0 {
+        let alg = SigAlg::from_x509(&self.outer_alg)?;
+        if self.signature.unused_bits() != 0 {
             return Err(PkiError::Malformed {
                 what: "CRL",
                 reason: "signature BIT STRING has unused bits".into(),
@@ -452,7 +534,7 @@ impl Crl {
             alg,
             issuer.public_key(),
             message,
-            self.crl.signature.raw_bytes(),
+            self.signature.raw_bytes(),
             cache,
         ) {
             Ok(())
@@ -465,14 +547,14 @@ impl Crl {
 
     /// Checks `thisUpdate <= now <= nextUpdate` (a CRL without nextUpdate never expires).
     pub fn check_valid_at(&self, now: UnixTime) -> Result<(), PkiError> {
-        let this_update = to_unix(self.crl.tbs_cert_list.this_update);
+        let this_update = to_unix(self.this_update);
         if now < this_update {
             return Err(PkiError::CrlNotYetValid {
                 issuer: self.issuer_name(),
                 this_update,
             });
         }
-        if let Some(next) = self.crl.tbs_cert_list.next_update {
+        if let Some(next) = self.next_update {
             let next_update = to_unix(next);
             if now > next_update {
                 return Err(PkiError::CrlExpired {
@@ -486,16 +568,12 @@ impl Crl {
 
     /// Whether this CRL lists `cert` (same issuer name and serial number).
     pub fn revokes(&self, cert: &Cert) -> bool {
-        if self.crl.tbs_cert_list.issuer != *cert.cert.tbs_certificate().issuer() {
+        if self.issuer != *cert.cert.tbs_certificate().issuer() {
             return false;
         }
         let serial = normalize_serial(cert.serial());
-        self.crl
-            .tbs_cert_list
-            .revoked_certificates
-            .iter()
-            .flatten()
-            .any(|r| normalize_serial(r.serial_number.as_bytes()) == serial)
+        let list = self.der.get(self.revoked.clone()).unwrap_or_default();
+        revoked_serials(list).any(|r| r.is_some_and(|r| normalize_serial(r) == serial))
     }
 
     /// Fails with [`PkiError::Revoked`] when this CRL lists `cert`.
@@ -512,12 +590,56 @@ impl Crl {
 
     /// Number of revoked serials listed.
     pub fn revoked_count(&self) -> usize {
-        self.crl
-            .tbs_cert_list
-            .revoked_certificates
-            .as_ref()
-            .map_or(0, Vec::len)
+        self.revoked_count
     }
+}
+
+/// The serial numbers (INTEGER contents) of a `revokedCertificates` list, in order;
+/// `None` for an entry that is not a SEQUENCE starting with an INTEGER (then the
+/// walk stops).
+fn revoked_serials(mut list: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    std::iter::from_fn(move || {
+        if list.is_empty() {
+            return None;
+        }
+        let entry = tlv::read(list).and_then(|(entry, rest)| {
+            let (serial, _) = tlv::read(entry.contents)?;
+            (entry.tag == 0x30 && serial.tag == 0x02 && !serial.contents.is_empty())
+                .then_some((serial.contents, rest))
+        });
+        match entry {
+            Some((serial, rest)) => {
+                list = rest;
+                Some(Some(serial))
+            }
+            None => {
+                list = &[];
+                Some(None)
+            }
+        }
+    })
+}
+
+/// Decodes hex digits (either case); `None` for an odd count or a non-digit.
+fn decode_hex(digits: &[u8]) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(nibble(*hi)? << 4 | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Serial numbers compare without leading zero bytes.
@@ -563,12 +685,17 @@ pub fn pem_blocks(pem: &[u8], label: &str) -> Result<Vec<Vec<u8>>, PkiError> {
                 reason: format!("no {end}"),
             });
         };
-        let body: String = after[..e]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let mut body = Vec::with_capacity(e);
+        for line in after.as_bytes()[..e].split(|c| *c == b'\n') {
+            let line = line.trim_ascii();
+            if line.iter().any(u8::is_ascii_whitespace) {
+                body.extend(line.iter().filter(|c| !c.is_ascii_whitespace()));
+            } else {
+                body.extend_from_slice(line);
+            }
+        }
         let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
+            .decode(&body)
             .map_err(|e| PkiError::Malformed {
                 what: "PEM input",
                 reason: format!("base64: {e}"),
@@ -577,4 +704,97 @@ pub fn pem_blocks(pem: &[u8], label: &str) -> Result<Vec<Vec<u8>>, PkiError> {
         rest = &after[e + end.len()..];
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod crl_tests {
+    use super::*;
+    use x509_cert::crl::CertificateList;
+
+    /// Every CRL among the vectors: AMD's (DER) and Intel's (hex DER in collateral).
+    fn vector_crls() -> Vec<(String, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        let mut out = Vec::new();
+        for name in ["crl0.der", "crl1.der"] {
+            let p = dir.join("snp/genoa-revoked-ask").join(name);
+            out.push((name.to_string(), std::fs::read(p).unwrap()));
+        }
+        for case in [
+            "tdx/dcap-qvl-uptodate",
+            "tdx/gcp-outofdate",
+            "sgx/dcap-rs-v3-outofdate",
+        ] {
+            let json = std::fs::read(dir.join(case).join("collateral.json")).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            for field in ["root_ca_crl", "pck_crl"] {
+                let text = v[field].as_str().unwrap().trim().to_string();
+                let der = decode_hex(text.as_bytes()).unwrap_or_else(|| text.into_bytes());
+                out.push((format!("{case} {field}"), der));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_lazy_parse_agrees_with_a_full_decode() {
+        for (name, der) in vector_crls() {
+            let full: CertificateList = CertificateList::from_der(&der).unwrap();
+            let lazy = Crl::from_der(&der).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let serials: Vec<&[u8]> = full
+                .tbs_cert_list
+                .revoked_certificates
+                .iter()
+                .flatten()
+                .map(|r| r.serial_number.as_bytes())
+                .collect();
+            assert_eq!(lazy.revoked_count(), serials.len(), "{name}");
+            let walked: Vec<&[u8]> = revoked_serials(&der[lazy.revoked.clone()])
+                .map(Option::unwrap)
+                .collect();
+            assert_eq!(walked, serials, "{name}");
+            assert_eq!(
+                to_unix(full.tbs_cert_list.this_update),
+                to_unix(lazy.this_update)
+            );
+            assert_eq!(lazy.issuer, full.tbs_cert_list.issuer, "{name}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_crls_are_refused() {
+        for (name, der) in vector_crls() {
+            for len in (0..der.len()).step_by(7) {
+                assert!(Crl::from_der(&der[..len]).is_err(), "{name} cut at {len}");
+            }
+            let mut long = der.clone();
+            long.push(0);
+            assert!(Crl::from_der(&long).is_err(), "{name} with a trailing byte");
+        }
+    }
+
+    #[test]
+    fn a_malformed_revoked_entry_is_refused() {
+        // Find a CRL with entries and make the first entry's serial tag not INTEGER.
+        let (name, der) = vector_crls()
+            .into_iter()
+            .find(|(_, d)| Crl::from_der(d).is_ok_and(|c| c.revoked_count() > 0))
+            .unwrap();
+        let crl = Crl::from_der(&der).unwrap();
+        let mut bad = der.clone();
+        let first_entry = crl.revoked.start;
+        let (entry, _) = tlv::read(&der[first_entry..]).unwrap();
+        let serial_tag_at =
+            first_entry + (entry.contents.as_ptr() as usize - entry.whole.as_ptr() as usize);
+        assert_eq!(bad[serial_tag_at], 0x02, "{name}");
+        bad[serial_tag_at] = 0x04;
+        assert!(Crl::from_der(&bad).is_err(), "{name}");
+    }
+
+    #[test]
+    fn hex_decoding() {
+        assert_eq!(decode_hex(b"00aB10ff"), Some(vec![0, 0xab, 0x10, 0xff]));
+        assert_eq!(decode_hex(b""), Some(vec![]));
+        assert_eq!(decode_hex(b"abc"), None);
+        assert_eq!(decode_hex(b"zz"), None);
+    }
 }

@@ -29,9 +29,46 @@ pub(crate) fn trusted_roots(extra: &[Cert]) -> Vec<Cert> {
     out
 }
 
+/// Certificates already parsed during one verification: the collateral repeats
+/// some (the PCK CA in the quote and in the PCK CRL's issuer chain, the TCB Signing
+/// certificate in both signed documents' chains), and a certificate byte-identical
+/// to one seen before is taken from here instead of being parsed again.
+#[derive(Default)]
+pub(crate) struct SeenCerts(std::cell::RefCell<Vec<Cert>>);
+
+impl SeenCerts {
+    fn find(&self, der: &[u8]) -> Option<Cert> {
+        self.0.borrow().iter().find(|c| c.der() == der).cloned()
+    }
+
+    fn remember(&self, cert: &Cert) {
+        let mut seen = self.0.borrow_mut();
+        if seen.len() < 2 * MAX_CHAIN {
+            seen.push(cert.clone());
+        }
+    }
+}
+
+/// Parses a PEM chain (leaf first), through the cache when there is one.
+pub(crate) fn parse_pem_chain(
+    pem: &[u8],
+    roots: &[Cert],
+    seen: &SeenCerts,
+    cache: Option<&SignatureCache>,
+) -> Result<Vec<Cert>, DcapError> {
+    let chain = crate::cache::parse_with(cache, "dcap.pem_chain", pem, |pem| {
+        parse_pem_chain_uncached(pem, roots, seen)
+    })?;
+    Ok(chain.as_ref().clone())
+}
+
 /// Parses a PEM chain (leaf first). A certificate byte-identical to a trusted root
-/// is taken from `roots` instead of being parsed again.
-pub(crate) fn parse_pem_chain(pem: &[u8], roots: &[Cert]) -> Result<Vec<Cert>, DcapError> {
+/// (or to one in `seen`) is taken from there instead of being parsed again.
+fn parse_pem_chain_uncached(
+    pem: &[u8],
+    roots: &[Cert],
+    seen: &SeenCerts,
+) -> Result<Vec<Cert>, DcapError> {
     let blocks = pem_blocks(pem, "CERTIFICATE")?;
     if blocks.is_empty() {
         return Err(PkiError::EmptyPem.into());
@@ -41,12 +78,17 @@ pub(crate) fn parse_pem_chain(pem: &[u8], roots: &[Cert]) -> Result<Vec<Cert>, D
     }
     blocks
         .iter()
-        .map(
-            |der| match roots.iter().find(|r| r.der() == der.as_slice()) {
-                Some(root) => Ok(root.clone()),
-                None => Cert::from_der(der).map_err(DcapError::from),
-            },
-        )
+        .map(|der| {
+            if let Some(root) = roots.iter().find(|r| r.der() == der.as_slice()) {
+                return Ok(root.clone());
+            }
+            if let Some(cert) = seen.find(der) {
+                return Ok(cert);
+            }
+            let cert = Cert::from_der(der).map_err(DcapError::from)?;
+            seen.remember(&cert);
+            Ok(cert)
+        })
         .collect()
 }
 

@@ -3,11 +3,14 @@
 //! named check; a step that cannot run because an earlier parse failed is skipped.
 
 use super::chain::{
-    check_chain_valid_at, check_none_revoked, crl_signed_by_root, parse_pem_chain, verify_to_root,
+    SeenCerts, check_chain_valid_at, check_none_revoked, crl_signed_by_root, parse_pem_chain,
+    verify_to_root,
 };
 use super::collateral::decode_signature;
 use super::error::DcapError;
-use crate::cache::SignatureCache;
+use std::sync::Arc;
+
+use crate::cache::{SignatureCache, parse_with};
 use crate::check::Checks;
 use crate::pki::{Cert, Crl, SigAlg, verify_signature};
 use crate::time::UnixTime;
@@ -21,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub now: UnixTime,
     /// Signature cache.
     pub cache: Option<&'a SignatureCache>,
+    /// Certificates parsed so far in this verification.
+    pub seen: &'a SeenCerts,
 }
 
 /// The subject CN of Intel's TCB info / enclave identity signer.
@@ -28,8 +33,8 @@ pub(crate) const TCB_SIGNING_CN: &str = "Intel SGX TCB Signing";
 
 /// Parses and judges the root CA CRL: `dcap.root_crl.signature` (parse and
 /// signature by a trusted root) and `dcap.root_crl.validity`.
-pub(crate) fn check_root_crl(ev: &mut Checks, text: &str, ctx: Ctx<'_>) -> Option<Crl> {
-    let crl = match Crl::from_any(text.as_bytes()) {
+pub(crate) fn check_root_crl(ev: &mut Checks, text: &str, ctx: Ctx<'_>) -> Option<Arc<Crl>> {
+    let crl = match parse_with(ctx.cache, "crl", text.as_bytes(), Crl::from_any) {
         Ok(c) => c,
         Err(e) => {
             ev.fail("dcap.root_crl.signature", format!("root CA CRL: {e}"));
@@ -54,10 +59,10 @@ pub(crate) fn check_pck_crl(
     issuer_chain: &str,
     quote_ca: Option<&Cert>,
     ctx: Ctx<'_>,
-) -> Option<Crl> {
+) -> Option<Arc<Crl>> {
     let mut chain_ca = None;
     if !issuer_chain.trim().is_empty() {
-        let r = parse_pem_chain(issuer_chain.as_bytes(), ctx.roots)
+        let r = parse_pem_chain(issuer_chain.as_bytes(), ctx.roots, ctx.seen, ctx.cache)
             .map_err(|e| e.to_string())
             .and_then(|chain| {
                 let full =
@@ -86,7 +91,7 @@ pub(crate) fn check_pck_crl(
             "empty, and the quote carries no PCK CA".into()
         });
     }
-    let crl = match Crl::from_any(text.as_bytes()) {
+    let crl = match parse_with(ctx.cache, "crl", text.as_bytes(), Crl::from_any) {
         Ok(c) => c,
         Err(e) => {
             ev.fail("dcap.pck_crl.signature", format!("PCK CRL: {e}"));
@@ -125,16 +130,16 @@ pub(crate) struct SignedDoc<'a> {
 /// every certificate valid at `now`), `<prefix>.revocation` (the root CRL lists no
 /// certificate of the chain), `<prefix>.signature` (over the exact JSON bytes),
 /// `<prefix>.parse` and `<prefix>.validity` (`issueDate <= now <= nextUpdate`).
-pub(crate) fn check_signed_doc<T>(
+pub(crate) fn check_signed_doc<T: Send + Sync + 'static>(
     ev: &mut Checks,
     doc: &SignedDoc<'_>,
     root_crl: Option<&Crl>,
     ctx: Ctx<'_>,
     parse: fn(&[u8]) -> Result<T, DcapError>,
     window: fn(&T) -> (UnixTime, UnixTime),
-) -> Option<T> {
+) -> Option<Arc<T>> {
     let name = |s: &str| format!("{}.{s}", doc.prefix);
-    let signer = match parse_pem_chain(doc.chain_pem.as_bytes(), ctx.roots) {
+    let signer = match parse_pem_chain(doc.chain_pem.as_bytes(), ctx.roots, ctx.seen, ctx.cache) {
         Err(e) => {
             ev.fail(name("chain"), e.to_string());
             None
@@ -178,7 +183,7 @@ pub(crate) fn check_signed_doc<T>(
             || format!("signature by {:?} does not verify", cert.subject_name()),
         ),
     }
-    let parsed = match parse(doc.json.as_bytes()) {
+    let parsed = match parse_with(ctx.cache, doc.prefix, doc.json.as_bytes(), parse) {
         Ok(t) => {
             ev.pass(name("parse"));
             t

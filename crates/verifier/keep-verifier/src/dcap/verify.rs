@@ -29,7 +29,9 @@
 use aws_lc_rs::digest;
 
 use super::appraise::{Appraisal, appraise};
-use super::chain::{check_chain_valid_at, parse_pem_chain, trusted_roots, verify_to_root};
+use super::chain::{
+    SeenCerts, check_chain_valid_at, parse_pem_chain, trusted_roots, verify_to_root,
+};
 use super::claims::{SgxClaims, TdxClaims};
 use super::collateral::Collateral;
 use super::endorsement::{Ctx, SignedDoc, check_pck_crl, check_root_crl, check_signed_doc};
@@ -71,10 +73,23 @@ pub fn verify(
         }
     };
     let roots = trusted_roots(opts.extra_intel_roots);
+    // Without a caller's cache, a cache for this call only: the collateral repeats
+    // links (PCK CA -> root in the quote's chain and the PCK CRL's issuer chain; TCB
+    // Signing -> root for TCB info and QE identity), each verified once.
+    let call_cache;
+    let cache = match opts.cache {
+        Some(c) => Some(c),
+        None => {
+            call_cache = SignatureCache::new(32);
+            Some(&call_cache)
+        }
+    };
+    let seen = SeenCerts::default();
     let ctx = Ctx {
         roots: &roots,
         now,
-        cache: opts.cache,
+        cache,
+        seen: &seen,
     };
     ev.expect(
         "dcap.quote.qe_vendor",
@@ -86,9 +101,9 @@ pub fn verify(
             )
         },
     );
-    check_quote_signature(&mut ev, &q, opts.cache);
+    check_quote_signature(&mut ev, &q, cache);
     let pck = check_pck_chain(&mut ev, &q, ctx);
-    check_qe_report(&mut ev, &q, pck.leaf(), opts.cache);
+    check_qe_report(&mut ev, &q, pck.leaf(), cache);
     let appraisal = match collateral {
         None => {
             ev.fail("dcap.collateral", "no collateral supplied");
@@ -195,7 +210,7 @@ fn check_pck_chain(ev: &mut Checks, q: &Quote, ctx: Ctx<'_>) -> PckState {
         );
         return PckState::default();
     };
-    let certs = match parse_pem_chain(pem, ctx.roots) {
+    let certs = match parse_pem_chain(pem, ctx.roots, ctx.seen, ctx.cache) {
         Ok(c) => c,
         Err(e) => {
             ev.fail("dcap.pck.chain", format!("PCK chain: {e}"));
@@ -304,7 +319,7 @@ fn check_collateral(
             json: &c.tcb_info,
             signature: &c.tcb_info_signature,
         },
-        root_crl.as_ref(),
+        root_crl.as_deref(),
         ctx,
         TcbInfo::parse,
         |t| (t.issue_date, t.next_update),
@@ -317,7 +332,7 @@ fn check_collateral(
             json: &c.qe_identity,
             signature: &c.qe_identity_signature,
         },
-        root_crl.as_ref(),
+        root_crl.as_deref(),
         ctx,
         QeIdentity::parse,
         |t| (t.issue_date, t.next_update),
@@ -326,7 +341,7 @@ fn check_collateral(
         ev,
         q,
         pck.ext.as_ref(),
-        tcb_info.as_ref(),
-        qe_identity.as_ref(),
+        tcb_info.as_deref(),
+        qe_identity.as_deref(),
     )
 }
