@@ -110,7 +110,19 @@ impl FileServer {
                     .ok()
                     .and_then(|i| self.preopens.get(i))
                     .ok_or(Errno::NOENT)?;
-                let (fd, writable) = (fd.try_clone().map_err(|_| Errno::MFILE)?, *writable);
+                // O_PATH as the VMM holds it, or the directory opened for reading
+                // (getdents) when the guest did not ask for O_PATH.
+                let fd = if OFlags::from_bits_retain(w[1] as u32).contains(OFlags::PATH) {
+                    fd.try_clone().map_err(|_| Errno::MFILE)?
+                } else {
+                    rustix::fs::openat(
+                        fd,
+                        c".",
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?
+                };
+                let writable = *writable;
                 Ok(reply(self.insert(fd, writable)?))
             }
             op::OPENAT => {

@@ -108,7 +108,8 @@ pub mod call {
 /// (offset, length) pairs in the data area, no NUL. The VMM resolves every path
 /// beneath the handle it is relative to (openat2 with RESOLVE_BENEATH).
 pub mod fs {
-    /// w0 = preopen index. ret = handle of that preopened directory.
+    /// w0 = preopen index, w1 = open flags (without O_PATH the VMM opens the
+    /// directory for reading). ret = handle of that preopened directory.
     pub const PREOPEN: u64 = 1;
     /// w0 = dir handle, w1/w2 = path, w3 = open flags, w4 = mode, w5 = resolve flags.
     /// ret = new handle.

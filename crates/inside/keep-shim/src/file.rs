@@ -224,6 +224,7 @@ fn preopen(path: u64, flags: u64) -> Option<i64> {
     }
     let mut q = Req::new();
     q.words[0] = idx;
+    q.words[1] = flags & 0xffff_ffff;
     Some(match handle(q.send(op::PREOPEN).ret) {
         Ok(h) => new_fd(h, flags),
         Err(e) => e,
