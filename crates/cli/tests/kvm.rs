@@ -270,6 +270,37 @@ fn preopened_directories_behave_as_on_process() {
 }
 
 #[test]
+fn many_open_files_and_the_open_files_limit() {
+    if !have_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    let map = format!("{}::/d", dir.path().display());
+    let open_many = fixture("open_many.wasm");
+    for (max, n) in [("10", "100"), ("2000", "1000")] {
+        let o = same_on_both(
+            &[
+                "--ro-dir",
+                &map,
+                "--max-files",
+                max,
+                &open_many,
+                "--",
+                "/d/f.txt",
+                n,
+            ],
+            None,
+        );
+        if max == "10" {
+            assert_eq!(o.status.code(), Some(155));
+        } else {
+            assert!(stdout(&o).contains("opened 1000 files"), "{}", stdout(&o));
+        }
+    }
+}
+
+#[test]
 fn measure_is_stable_and_covers_the_memory_size() {
     // Offline: no /dev/kvm needed.
     let a = run(&["measure", "--json"], None);

@@ -67,7 +67,9 @@ impl File {
     }
 }
 
-pub const MAX_FDS: usize = 64;
+/// As Linux's default soft RLIMIT_NOFILE: the exec holds one descriptor per file the
+/// workload has open.
+pub const MAX_FDS: usize = 1024;
 
 #[derive(Clone, Copy)]
 struct Slot {
