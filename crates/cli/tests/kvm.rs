@@ -301,6 +301,60 @@ fn many_open_files_and_the_open_files_limit() {
 }
 
 #[test]
+fn manifest_dirs_and_components() {
+    if !have_kvm() {
+        return;
+    }
+    let (p, k) = (files_tree(), files_tree());
+    let files = fixture("files.wasm");
+    for (cmd, expect) in [
+        (&["read", "/ro/a.txt"][..], 0),
+        (&["write", "/ro/x", "no"][..], 1),
+        (&["write", "/rw/x", "yes"][..], 0),
+        (&["list", "/rw"][..], 0),
+    ] {
+        let one = |backend: &str, dir: &std::path::Path| {
+            let manifest = dir.join("Keep.toml");
+            std::fs::write(
+                &manifest,
+                format!(
+                    "[[dirs]]\nhost = \"{0}\"\nguest = \"/ro\"\naccess = \"ro\"\n\n\
+                     [[dirs]]\nhost = \"{0}/sub\"\nguest = \"/rw\"\naccess = \"rw\"\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            let m = manifest.display().to_string();
+            let mut args = vec!["run", "--backend", backend, "--manifest", &m, &files, "--"];
+            args.extend_from_slice(cmd);
+            run(&args, None)
+        };
+        let (op, ok) = (one("process", p.path()), one("kvm", k.path()));
+        assert_eq!(ok.status.code(), Some(expect), "{cmd:?}: {}", stderr(&ok));
+        assert_eq!(ok.status.code(), op.status.code(), "{cmd:?}");
+        assert_eq!(stdout(&ok), stdout(&op), "{cmd:?}");
+        assert_eq!(stderr(&ok), stderr(&op), "{cmd:?}");
+    }
+    assert_eq!(std::fs::read(k.path().join("sub/x")).unwrap(), b"yes");
+    // A preview 2 component reads through the same host calls.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    let map = format!("{}::/d", dir.path().display());
+    let o = same_on_both(
+        &[
+            "--ro-dir",
+            &map,
+            &fixture("open_many_component.wasm"),
+            "--",
+            "/d/f.txt",
+            "100",
+        ],
+        None,
+    );
+    assert!(stdout(&o).contains("opened 100 files"), "{}", stdout(&o));
+}
+
+#[test]
 fn measure_is_stable_and_covers_the_memory_size() {
     // Offline: no /dev/kvm needed.
     let a = run(&["measure", "--json"], None);

@@ -475,3 +475,142 @@ fn getdents(fd: BorrowedFd<'_>, out: &mut [u8]) -> Result<usize, Errno> {
     }
     Ok(n as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Places `words` and `paths` into a data area as the shim would.
+    fn call(s: &mut FileServer, operation: u64, words: [u64; 8]) -> (i64, Vec<u8>) {
+        let mut data = vec![0u8; DATA_CAPACITY];
+        call_with(s, operation, words, &[], &mut data)
+    }
+
+    fn call_with(
+        s: &mut FileServer,
+        operation: u64,
+        mut words: [u64; 8],
+        paths: &[(usize, &str)],
+        data: &mut [u8],
+    ) -> (i64, Vec<u8>) {
+        let mut at = OUT;
+        for (word, p) in paths {
+            data[at..at + p.len()].copy_from_slice(p.as_bytes());
+            words[*word] = at as u64;
+            words[*word + 1] = p.len() as u64;
+            at += p.len();
+        }
+        let r = s.serve(operation, &words, data);
+        let (o, l) = (r.val[0] as usize, r.val[1] as usize);
+        (r.ret, data.get(o..o + l).unwrap_or_default().to_vec())
+    }
+
+    fn open(s: &mut FileServer, dir: i64, path: &str, flags: OFlags) -> i64 {
+        let mut data = vec![0u8; DATA_CAPACITY];
+        let w = [dir as u64, 0, 0, u64::from(flags.bits()), 0o644, 0, 0, 0];
+        call_with(s, op::OPENAT, w, &[(1, path)], &mut data).0
+    }
+
+    fn setup(writable: bool) -> (tempfile::TempDir, FileServer, i64) {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+        std::fs::write(t.path().join("secret"), "outside").expect("write");
+        std::fs::write(root.join("a.txt"), "alpha").expect("write");
+        std::os::unix::fs::symlink("../secret", root.join("rel")).expect("symlink");
+        std::os::unix::fs::symlink(t.path().join("secret"), root.join("abs")).expect("symlink");
+        let mut s = FileServer::open(&[(root, writable)]).expect("open");
+        let (h, _) = call(
+            &mut s,
+            op::PREOPEN,
+            [0, u64::from(OFlags::PATH.bits()), 0, 0, 0, 0, 0, 0],
+        );
+        assert!(h >= 0);
+        (t, s, h)
+    }
+
+    const EXDEV: i64 = -18;
+    const EROFS: i64 = -30;
+
+    #[test]
+    fn paths_stay_beneath_the_preopen() {
+        let (t, mut s, root) = setup(true);
+        let f = open(&mut s, root, "a.txt", OFlags::RDONLY);
+        assert!(f >= 0);
+        let (n, bytes) = call(&mut s, op::READ, [f as u64, 100, u64::MAX, 0, 0, 0, 0, 0]);
+        assert_eq!((n, bytes.as_slice()), (5, &b"alpha"[..]));
+        for escape in ["../secret", "sub/../../secret", "rel", "abs", "/etc/passwd"] {
+            assert_eq!(
+                open(&mut s, root, escape, OFlags::RDONLY),
+                EXDEV,
+                "{escape}"
+            );
+        }
+        let sub = open(&mut s, root, "sub", OFlags::PATH | OFlags::DIRECTORY);
+        assert!(sub >= 0);
+        assert_eq!(open(&mut s, sub, "../a.txt", OFlags::RDONLY), EXDEV);
+        // Calls on an entry: the last component is never "..".
+        let mut data = vec![0u8; DATA_CAPACITY];
+        let unlink = |s: &mut FileServer, data: &mut [u8], p: &str| {
+            call_with(
+                s,
+                op::UNLINK,
+                [root as u64, 0, 0, 0x200, 0, 0, 0, 0],
+                &[(1, p)],
+                data,
+            )
+            .0
+        };
+        assert_eq!(unlink(&mut s, &mut data, ".."), EXDEV);
+        assert_eq!(unlink(&mut s, &mut data, "sub/../.."), EXDEV);
+        assert_eq!(unlink(&mut s, &mut data, "rel/.."), EXDEV);
+        assert_eq!(unlink(&mut s, &mut data, "rel/x"), EXDEV); // rel points out
+        assert!(t.path().join("secret").exists() && t.path().join("root").exists());
+        // A symlink created inside may point anywhere; following it is still refused.
+        let w = [0, 0, root as u64, 0, 0, 0, 0, 0];
+        let (r, _) = call_with(
+            &mut s,
+            op::SYMLINK,
+            w,
+            &[(0, "/etc"), (3, "etc")],
+            &mut data,
+        );
+        assert_eq!(r, 0);
+        assert_eq!(open(&mut s, root, "etc/passwd", OFlags::RDONLY), EXDEV);
+        // Handles that were never handed out, or closed, are EBADF.
+        assert_eq!(
+            call(&mut s, op::CLOSE, [f as u64, 0, 0, 0, 0, 0, 0, 0]).0,
+            0
+        );
+        assert_eq!(
+            call(&mut s, op::READ, [f as u64, 1, 0, 0, 0, 0, 0, 0]).0,
+            -9
+        );
+        assert_eq!(call(&mut s, op::READ, [4095, 1, 0, 0, 0, 0, 0, 0]).0, -9);
+        // Paths outside the data area are EFAULT, not a panic.
+        let w = [root as u64, u64::MAX - 1, 4, 0, 0, 0, 0, 0];
+        assert_eq!(call(&mut s, op::OPENAT, w).0, -14);
+    }
+
+    #[test]
+    fn read_only_preopens_refuse_changes() {
+        let (t, mut s, root) = setup(false);
+        assert!(open(&mut s, root, "a.txt", OFlags::RDONLY) >= 0);
+        for flags in [OFlags::WRONLY, OFlags::RDWR, OFlags::CREATE, OFlags::TRUNC] {
+            assert_eq!(open(&mut s, root, "a.txt", flags), EROFS);
+        }
+        let mut data = vec![0u8; DATA_CAPACITY];
+        let w = [root as u64, 0, 0, 0o755, 0, 0, 0, 0];
+        assert_eq!(
+            call_with(&mut s, op::MKDIR, w, &[(1, "d")], &mut data).0,
+            EROFS
+        );
+        let w = [root as u64, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            call_with(&mut s, op::UNLINK, w, &[(1, "a.txt")], &mut data).0,
+            EROFS
+        );
+        assert!(t.path().join("root/a.txt").exists());
+        assert!(!t.path().join("root/d").exists());
+    }
+}

@@ -450,6 +450,17 @@ mod tests {
             parse(&block_with(99, [0; 4])),
             Err(Error::Protocol(_))
         ));
+        // FILE: the request must hold its 8 words and fit in the data area.
+        for len in [0, 63, DATA_CAPACITY as u64 + 1, u64::MAX] {
+            assert!(matches!(
+                parse(&block_with(call::FILE, [2, len, 0, 0])),
+                Err(Error::Protocol(_))
+            ));
+        }
+        assert!(matches!(
+            parse(&block_with(call::FILE, [2, 64, 0, 0])),
+            Ok(Request::Call(HostCall::File { op: 2, .. }))
+        ));
         assert!(matches!(
             parse(&block_with(call::WRITE, [1 << 33, 0, 1, 0])),
             Err(Error::Protocol(_))
