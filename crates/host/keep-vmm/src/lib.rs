@@ -3,7 +3,8 @@
 //! Trusts: the host kernel's KVM. Does not trust: the guest. Everything the shim
 //! asks for through the call block is bounds-checked against the block (offsets and
 //! lengths, never guest pointers), and the guest can only make the VMM serve stdio,
-//! time and its own exit. The tenant, in turn, does not trust this crate: on plain
+//! time, its own exit, and files beneath the directories the host preopened for it
+//! ([`FileServer`]: every path resolved with `openat2(RESOLVE_BENEATH)`). The tenant, in turn, does not trust this crate: on plain
 //! KVM the host sees and can change all guest memory and registers (see
 //! `docs/architecture.md`, "The KVM Keep").
 //!
