@@ -3,8 +3,9 @@
 //! (1), stderr (2) and the launch channel (3, a stream socket whose other end is in
 //! the VMM, so the exec speaks the same keep-wire protocol as on the process
 //! backend). Descriptors are slots naming one of them; `dup`/`fcntl(F_DUPFD*)`
-//! make more slots, `close` frees one. The only paths that open are
-//! `/dev/urandom` and `/dev/random` (served inside, from RDRAND).
+//! make more slots, `close` frees one. Paths that open: `/dev/urandom` and
+//! `/dev/random` (served inside, from RDRAND), and files beneath preopened
+//! directories, which the VMM opens and names by handle (`File::Host`, see `file`).
 
 use crate::global::Global;
 
