@@ -1,5 +1,5 @@
-//! The payload's file descriptors. There are only four open files in a Keep, each
-//! one a stream the host serves through the call block: stdin (host fd 0), stdout
+//! The payload's file descriptors. Four streams the host serves through the call
+//! block: stdin (host fd 0), stdout
 //! (1), stderr (2) and the launch channel (3, a stream socket whose other end is in
 //! the VMM, so the exec speaks the same keep-wire protocol as on the process
 //! backend). Descriptors are slots naming one of them; `dup`/`fcntl(F_DUPFD*)`
