@@ -139,12 +139,13 @@ pub fn verify_bundle(
     match declared {
         Tee::SevSnp => {
             let (vcek, chain) = bundle.certs.split_first().ok_or(BundleError::MissingVcek)?;
-            let chain_pem = (!chain.is_empty()).then(|| der_to_pem_chain(chain));
+            let chain_der: Option<Vec<u8>> =
+                (!chain.is_empty()).then(|| chain.iter().flat_map(|c| c.iter().copied()).collect());
             let crls: Vec<Vec<u8>> = bundle.crls.iter().map(|c| c.to_vec()).collect();
             let ev = snp::SnpEvidence {
                 report: &bundle.evidence,
                 vcek,
-                chain: chain_pem.as_deref(),
+                chain: chain_der.as_deref(),
                 crls: &crls,
             };
             Ok(snp::verify(&ev, &policy.snp, now, opts))
@@ -180,21 +181,6 @@ pub fn verify_bundle(
             Ok(v)
         }
     }
-}
-
-fn der_to_pem_chain(certs: &[serde_bytes::ByteBuf]) -> Vec<u8> {
-    use base64::Engine;
-    let mut out = String::new();
-    for c in certs {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(c);
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out.into_bytes()
 }
 
 #[cfg(test)]
@@ -249,5 +235,62 @@ mod tests {
         assert!(Bundle::from_cbor(&cbor[..cbor.len() - 1]).is_err());
         assert!(Bundle::from_cbor(&[]).is_err());
         assert!(!looks_like_bundle(&[0x02, 0, 0, 0]));
+    }
+
+    #[test]
+    fn a_bundled_der_chain_is_judged_like_the_pem_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/vectors/snp/milan-debug-policy");
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        let (report, vcek, pem) = (read("report.bin"), read("vcek.der"), read("chain.pem"));
+        let chain = crate::pki::Cert::chain_from_pem(&pem).unwrap();
+        assert_eq!(chain.len(), 2);
+        let mut certs = vec![vcek.clone()];
+        certs.extend(chain.iter().map(|c| c.der().to_vec()));
+        let now = UnixTime::parse("2025-01-01T00:00:00Z").unwrap();
+        let policy = Policy::default();
+        let bundled = verify_bundle(
+            &Bundle::snp(report.clone(), certs, vec![]),
+            &policy,
+            now,
+            Options::default(),
+        )
+        .unwrap();
+        let direct = snp::verify(
+            &snp::SnpEvidence {
+                report: &report,
+                vcek: &vcek,
+                chain: Some(&pem),
+                crls: &[],
+            },
+            &policy.snp,
+            now,
+            Options::default(),
+        );
+        let names = |v: &Verification| {
+            let mut n: Vec<String> = v
+                .evidence
+                .iter()
+                .map(|c| format!("{}={}", c.name, c.passed))
+                .collect();
+            n.sort();
+            n
+        };
+        assert!(bundled.genuine(), "{:?}", names(&bundled));
+        assert!(names(&bundled).contains(&"snp.chain.parse=true".to_string()));
+        assert_eq!(names(&bundled), names(&direct));
+        assert_eq!(bundled.verdict, direct.verdict);
+        // A chain that is neither PEM nor whole DER certificates is refused by name.
+        let mut cut = vec![vcek.clone(), chain[0].der()[..100].to_vec()];
+        cut.truncate(2);
+        let broken = verify_bundle(
+            &Bundle::snp(report, cut, vec![]),
+            &policy,
+            now,
+            Options::default(),
+        )
+        .unwrap();
+        assert!(!broken.genuine());
+        assert!(names(&broken).contains(&"snp.chain.parse=false".to_string()));
     }
 }

@@ -218,6 +218,28 @@ impl Cert {
         Ok(out)
     }
 
+    /// Parses a chain given as PEM text, or as DER certificates back to back (each is
+    /// self-delimiting), leaf first.
+    pub fn chain_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Self>, PkiError> {
+        if bytes.first() != Some(&0x30) {
+            return Cert::chain_from_pem(bytes);
+        }
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if out.len() == MAX_CHAIN {
+                return Err(PkiError::ChainTooLong);
+            }
+            let (one, tail) = tlv::read(rest).ok_or(PkiError::Malformed {
+                what: "certificate chain",
+                reason: "not DER certificates back to back".into(),
+            })?;
+            out.push(Cert::from_der(one.whole)?);
+            rest = tail;
+        }
+        Ok(out)
+    }
+
     /// Parses DER, or the first certificate of PEM text.
     pub fn from_der_or_pem(bytes: &[u8]) -> Result<Self, PkiError> {
         if bytes.starts_with(b"-----BEGIN")

@@ -16,7 +16,7 @@
 //! | `snp.<key>.parse` | the VCEK or VLEK is a certificate (DER or PEM) |
 //! | `snp.<key>.public_key` | its key is an uncompressed P-384 point |
 //! | `snp.<key>.extensions` | its AMD extensions are well formed |
-//! | `snp.chain.parse` | the supplied chain PEM parses (only when supplied) |
+//! | `snp.chain.parse` | the supplied chain (PEM, or DER certificates back to back) parses (only when supplied) |
 //! | `snp.ark.pinned` | the chain ends at a pinned ARK (or one in `extra_amd_arks`), and the supplied chain holds no other root |
 //! | `snp.ark.self_signature`, `snp.ark.validity` | the ARK signed itself and is valid at `now` |
 //! | `snp.<inter>.signature`, `snp.<inter>.validity` | the ARK signed the ASK / ASVK, valid at `now` |

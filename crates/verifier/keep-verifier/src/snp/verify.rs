@@ -24,8 +24,9 @@ pub struct SnpEvidence<'a> {
     pub report: &'a [u8],
     /// The VCEK or VLEK certificate, DER or PEM.
     pub vcek: &'a [u8],
-    /// Optional PEM with the ASK or ASVK (and maybe the ARK, which must then be a
-    /// pinned one); without it the intermediates compiled into the verifier are used.
+    /// Optional ASK or ASVK (and maybe the ARK, which must then be a pinned one), as
+    /// PEM or as DER certificates back to back; without it the intermediates
+    /// compiled into the verifier are used.
     pub chain: Option<&'a [u8]>,
     /// Optional CRLs signed by the ARK (DER, PEM or hex).
     pub crls: &'a [Vec<u8>],
@@ -93,7 +94,7 @@ pub fn verify(
     // Intermediates supplied with the evidence.
     let supplied = match evidence.chain {
         None => Vec::new(),
-        Some(pem) => match Cert::chain_from_pem(pem) {
+        Some(bytes) => match Cert::chain_from_pem_or_der(bytes) {
             Ok(certs) => {
                 ev.pass("snp.chain.parse");
                 certs
