@@ -9,20 +9,13 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha384};
 
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-
 fn main() {
     println!("cargo:rerun-if-env-changed=KEEP_EXEC_BINARY");
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir
-        .ancestors()
-        .nth(3)
-        .expect("keep-host lives at crates/host/keep-host")
-        .to_path_buf();
+    // keep-host lives at crates/host/keep-host.
+    let workspace = keep_nested_cargo::workspace_root(3);
 
     let exec = match env::var_os("KEEP_EXEC_BINARY") {
         Some(path) => PathBuf::from(path),
@@ -39,38 +32,8 @@ fn build_exec(workspace: &Path) -> PathBuf {
     for dir in ["crates/inside", "crates/common", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    let target_dir = workspace.join("target").join("exec");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--profile",
-            "exec",
-            "-p",
-            "keep-exec",
-            "--target",
-            TARGET,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    // The outer build's settings must not leak into the exec's build.
-    for (key, _) in env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if key.starts_with("CARGO_")
-            && key != "CARGO_HOME"
-            && key != "CARGO_MAKEFLAGS"
-            && key != "CARGO_NET_OFFLINE"
-            || matches!(
-                key,
-                "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS"
-            )
-        {
-            cmd.env_remove(key);
-        }
-    }
+    let (package, profile, dir) = ("keep-exec", "exec", "exec");
+    let mut cmd = keep_nested_cargo::command(workspace, package, profile, dir);
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
-    let status = cmd.status().expect("cannot run cargo to build the exec");
-    assert!(status.success(), "building the exec (keep-exec) failed");
-    target_dir.join(TARGET).join("exec").join("keep-exec")
+    keep_nested_cargo::run(cmd, workspace, package, profile, dir)
 }

@@ -8,18 +8,11 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn main() {
     println!("cargo:rerun-if-env-changed=KEEP_SHIM_BINARY");
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir
-        .ancestors()
-        .nth(3)
-        .expect("keep-vmm lives at crates/host/keep-vmm")
-        .to_path_buf();
+    // keep-vmm lives at crates/host/keep-vmm.
+    let workspace = keep_nested_cargo::workspace_root(3);
     let shim = match env::var_os("KEEP_SHIM_BINARY") {
         Some(path) => PathBuf::from(path),
         None => build_shim(&workspace),
@@ -30,35 +23,8 @@ fn main() {
 fn build_shim(workspace: &Path) -> PathBuf {
     let shim_dir = workspace.join("crates/inside/keep-shim");
     println!("cargo:rerun-if-changed={}", shim_dir.display());
-    let target_dir = workspace.join("target").join("shim");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "keep-shim",
-            "--target",
-            TARGET,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    // The outer build's settings must not leak into the shim's build.
-    for (key, _) in env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if key.starts_with("CARGO_")
-            && key != "CARGO_HOME"
-            && key != "CARGO_MAKEFLAGS"
-            && key != "CARGO_NET_OFFLINE"
-            || matches!(
-                key,
-                "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "RUSTDOCFLAGS"
-            )
-        {
-            cmd.env_remove(key);
-        }
-    }
+    let (package, profile, dir) = ("keep-shim", "release", "shim");
+    let mut cmd = keep_nested_cargo::command(workspace, package, profile, dir);
     let script = shim_dir.join("shim.ld");
     let flags = [
         "-C panic=abort".to_string(),
@@ -77,7 +43,5 @@ fn build_shim(workspace: &Path) -> PathBuf {
         "CARGO_ENCODED_RUSTFLAGS",
         flags.join("\x1f").replace(' ', "\x1f"),
     );
-    let status = cmd.status().expect("cannot run cargo to build the shim");
-    assert!(status.success(), "building the shim (keep-shim) failed");
-    target_dir.join(TARGET).join("release").join("keep-shim")
+    keep_nested_cargo::run(cmd, workspace, package, profile, dir)
 }
