@@ -376,6 +376,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backends_default_to_process_and_unknown_ones_are_refused() {
+        let base = "listen = \"127.0.0.1:0\"\ninsecure_http = true\ndata_dir = \"/tmp/x\"\n";
+        let c = Config::parse(base, "t").unwrap();
+        assert_eq!(c.backends, [Backend::Process]);
+        let c = Config::parse(
+            &format!("{base}backends = [\"kvm\", \"process\", \"kvm\"]\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.backends, [Backend::Kvm, Backend::Process]);
+        let e = Config::parse(&format!("{base}backends = [\"sgx\"]\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("unknown backend \"sgx\""), "{e}");
+        let e = Config::parse(&format!("{base}backends = []\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("at least one"), "{e}");
+    }
+
+    #[test]
     fn plain_http_only_on_loopback_and_tenant_limits_clamped() {
         let base = r#"
             listen = "127.0.0.1:0"
