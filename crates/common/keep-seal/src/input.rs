@@ -94,30 +94,15 @@ pub struct InputReader {
 impl InputReader {
     /// Opens the next record.
     pub fn open(&mut self, wire: &[u8]) -> Result<Input, SealError> {
-        if self.ended {
-            return Err(SealError::AfterExit);
-        }
-        if wire.len() < 9 {
-            return Err(SealError::RecordMalformed(format!("{} bytes", wire.len())));
-        }
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&wire[..8]);
-        let seq = u64::from_le_bytes(seq);
-        let kind = wire[8];
+        let (seq, kind, sealed) = crate::record::next_record(wire, self.next, self.ended)?;
         if kind != DATA && kind != END {
             return Err(SealError::RecordMalformed(format!("unknown kind {kind}")));
-        }
-        if seq != self.next {
-            return Err(SealError::RecordOrder {
-                expected: self.next,
-                got: seq,
-            });
         }
         let data = cipher(&self.key)
             .decrypt(
                 Nonce::from_slice(&nonce(seq)),
                 AeadPayload {
-                    msg: &wire[9..],
+                    msg: sealed,
                     aad: &aad(seq, kind),
                 },
             )

@@ -94,24 +94,10 @@ impl RecordReader {
 
     /// Opens the next record.
     pub fn open(&mut self, wire: &[u8]) -> Result<Record, SealError> {
-        if self.ended {
-            return Err(SealError::AfterExit);
-        }
-        if wire.len() < 9 {
-            return Err(SealError::RecordMalformed(format!("{} bytes", wire.len())));
-        }
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&wire[..8]);
-        let seq = u64::from_le_bytes(seq);
-        let kind = RecordKind::from_u8(wire[8])
-            .ok_or_else(|| SealError::RecordMalformed(format!("unknown kind {}", wire[8])))?;
-        if seq != self.next {
-            return Err(SealError::RecordOrder {
-                expected: self.next,
-                got: seq,
-            });
-        }
-        let data = self.session.open_raw(seq, kind as u8, &wire[9..])?;
+        let (seq, kind, sealed) = next_record(wire, self.next, self.ended)?;
+        let kind = RecordKind::from_u8(kind)
+            .ok_or_else(|| SealError::RecordMalformed(format!("unknown kind {kind}")))?;
+        let data = self.session.open_raw(seq, kind as u8, sealed)?;
         if (seq == 0) != (kind == RecordKind::Receipt) && kind != RecordKind::Refused {
             return Err(SealError::RecordMalformed(
                 "the receipt must be record 0".into(),
@@ -123,6 +109,28 @@ impl RecordReader {
         }
         Ok(Record { seq, kind, data })
     }
+}
+
+/// Splits a record on the wire (`seq` u64 LE, `kind` u8, ciphertext) and checks that
+/// it is the one expected next: shared by output and input records.
+pub(crate) fn next_record(
+    wire: &[u8],
+    expected: u64,
+    ended: bool,
+) -> Result<(u64, u8, &[u8]), SealError> {
+    if ended {
+        return Err(SealError::AfterExit);
+    }
+    let (Some(seq), Some(&kind), Some(sealed)) = (wire.get(..8), wire.get(8), wire.get(9..)) else {
+        return Err(SealError::RecordMalformed(format!("{} bytes", wire.len())));
+    };
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(seq);
+    let seq = u64::from_le_bytes(bytes);
+    if seq != expected {
+        return Err(SealError::RecordOrder { expected, got: seq });
+    }
+    Ok((seq, kind, sealed))
 }
 
 #[cfg(test)]
