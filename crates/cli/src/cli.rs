@@ -185,7 +185,7 @@ pub struct JsonArg {
 pub enum Backend {
     /// A child process: no isolation from the host, for development.
     Process,
-    /// A KVM virtual machine with Keep's microkernel (needs /dev/kvm; no dirs or sockets yet).
+    /// A KVM virtual machine with Keep's microkernel (needs /dev/kvm; dirs and sockets served by the host, in clear).
     Kvm,
     /// AMD SEV-SNP (not implemented yet).
     SevSnp,

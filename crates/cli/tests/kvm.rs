@@ -399,3 +399,229 @@ fn measure_is_stable_and_covers_the_memory_size() {
     let o = run(&["measure", "--backend", "process"], None);
     assert_one_line(&o, 125, &["launch digest"]);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn connect_with_retry(port: u16) -> std::net::TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the Keep never listened on {port}: {e}"),
+        }
+    }
+}
+
+/// The echo server fixture behind an Enarx.toml listen socket on `backend`:
+/// returns (echoed bytes, exit code, stderr).
+fn echo_server_on(backend: &str) -> (Vec<u8>, Vec<u8>, Option<i32>, String) {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let manifest = dir.path().join("Enarx.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
+             [[files]]\nkind = \"listen\"\nprot = \"tcp\"\nname = \"web\"\naddr = \"127.0.0.1\"\nport = {port}\n"
+        ),
+    )
+    .unwrap();
+    let child = common::keep()
+        .args([
+            "run",
+            "--backend",
+            backend,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("echo_server.wasm"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut conn = connect_with_retry(port);
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let writer = {
+        let mut w = conn.try_clone().unwrap();
+        let payload = payload.clone();
+        std::thread::spawn(move || {
+            w.write_all(&payload).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    let mut echoed = Vec::new();
+    conn.read_to_end(&mut echoed).unwrap();
+    writer.join().unwrap();
+    let o = child.wait_with_output().unwrap();
+    (payload, echoed, o.status.code(), stderr(&o))
+}
+
+#[test]
+fn preopened_listen_socket_echoes_as_on_process() {
+    if !have_kvm() {
+        return;
+    }
+    let (payload, p_echo, p_code, p_err) = echo_server_on("process");
+    let (_, k_echo, k_code, k_err) = echo_server_on("kvm");
+    assert_eq!(p_code, Some(0), "{p_err}");
+    assert_eq!(k_code, p_code, "kvm: {k_err}");
+    assert!(p_echo == payload);
+    assert_eq!(k_echo.len(), payload.len());
+    assert!(k_echo == payload, "kvm echoed other bytes");
+    assert_eq!(k_err, p_err);
+    assert!(
+        k_err.contains("FD_COUNT=4 FD_NAMES=stdin:stdout:stderr:web"),
+        "{k_err}"
+    );
+}
+
+/// The connect client fixture against a one-connection server on `backend`, the
+/// socket after a preopened directory (fd 4): (what the server got, output).
+fn connect_client_on(backend: &str) -> (Vec<u8>, std::process::Output) {
+    use std::io::{Read, Write};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let serve = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        s.write_all(b"reply to ").unwrap();
+        s.write_all(&got).unwrap();
+        got
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[dirs]]\nhost = \"{}\"\nguest = \"/here\"\n\n\
+             [[sockets]]\nname = \"db\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = {port}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "run",
+            "--backend",
+            backend,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("connect_client.wasm"),
+            "--",
+            "4",
+        ],
+        None,
+    );
+    (serve.join().unwrap(), o)
+}
+
+#[test]
+fn preopened_connect_socket_talks_as_on_process() {
+    if !have_kvm() {
+        return;
+    }
+    let (p_got, p) = connect_client_on("process");
+    let (k_got, k) = connect_client_on("kvm");
+    assert_eq!(p.status.code(), Some(0), "{}", stderr(&p));
+    assert_eq!(k.status.code(), p.status.code(), "kvm: {}", stderr(&k));
+    assert_eq!(k_got, p_got);
+    assert_eq!(k_got, b"ping\n");
+    assert_eq!(stdout(&k), "reply to ping\n");
+    assert_eq!(stdout(&k), stdout(&p));
+    assert_eq!(stderr(&k), stderr(&p));
+    assert!(
+        stderr(&k).contains("FD_COUNT=5 FD_NAMES=stdin:stdout:stderr:/here:db"),
+        "{}",
+        stderr(&k)
+    );
+}
+
+#[test]
+fn poll_oneoff_on_a_preopened_socket_in_a_kvm_keep() {
+    use std::io::{Read, Write};
+    if !have_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[sockets]]\nname = \"web\"\nkind = \"listen\"\naddr = \"127.0.0.1\"\nport = {port}\n"
+        ),
+    )
+    .unwrap();
+    let child = common::keep()
+        .args([
+            "run",
+            "--backend",
+            "kvm",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("poll_server.wasm"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut conn = connect_with_retry(port);
+    let mut ready = [0u8; 6];
+    conn.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    conn.write_all(b"ping").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(answer, b"got: ping");
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("listener ready\nquiet: timeout\nreadable: "),
+        "{out}"
+    );
+    assert!(out.contains("readable: 4 bytes"), "{out}");
+}
+
+#[test]
+fn a_listen_address_in_use_is_one_line_on_kvm() {
+    if !have_kvm() {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[sockets]]\nname = \"web\"\nkind = \"listen\"\naddr = \"127.0.0.1\"\nport = {port}\n"
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "run",
+            "--backend",
+            "kvm",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("echo_server.wasm"),
+        ],
+        None,
+    );
+    assert_one_line(&o, 125, &["socket web", "cannot listen"]);
+}

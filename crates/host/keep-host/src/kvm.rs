@@ -98,7 +98,11 @@ impl KvmBackend {
     ) -> Result<RunResult, LaunchError> {
         let started = Instant::now();
         let mut request = request;
-        check_spec(&request.spec)?;
+        // Preopened sockets: the VMM binds and connects them before the Keep
+        // starts and serves them by handle; the exec opens socket i by the name
+        // /.keep/sock/<i>. Every byte crosses the host in clear.
+        let sockets = keep_vmm::SocketServer::open(&socket_specs(&request.spec)?)
+            .map_err(|e| LaunchError::Unsupported(e.to_string()))?;
         let spec = &mut request.spec;
         // One thread in the Keep; no host directories to cache compiled code in.
         spec.parallel_compilation = false;
@@ -113,6 +117,19 @@ impl KvmBackend {
             dirs.push((d.source.clone(), d.writable));
             d.source = keep_vmm::preopen_guest_source(i);
         }
+        // With sockets, the exec's hidden placeholder directory (see p1_run) is an
+        // empty read-only one the host makes, served after the declared ones.
+        let _holder = if spec.sockets.is_empty() {
+            None
+        } else {
+            let d = EmptyDir::new().map_err(|e| {
+                LaunchError::Unsupported(format!(
+                    "cannot make the socket placeholder directory: {e}"
+                ))
+            })?;
+            dirs.push((d.0.to_string_lossy().into_owned(), false));
+            Some(d)
+        };
         let files = keep_vmm::FileServer::open(&dirs).map_err(|e| {
             let guest = spec
                 .dirs
@@ -165,6 +182,7 @@ impl KvmBackend {
                     );
                     server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
                     server.files = Some(files);
+                    server.sockets = Some(sockets);
                     let result = keep.run(&mut server);
                     let cpu = thread_cpu_time();
                     // Dropping the server closes the VMM's end of the channel, so the
@@ -245,15 +263,61 @@ fn exec_hash() -> [u8; 48] {
     h
 }
 
-/// What the KVM Keep cannot serve yet: the shim has no network, so sockets are
-/// refused up front.
-fn check_spec(spec: &LaunchSpec) -> Result<(), LaunchError> {
-    if !spec.sockets.is_empty() {
-        return Err(LaunchError::Unsupported(
-            "sockets are not supported on the kvm backend yet".into(),
+/// An empty directory in the host's temporary directory, removed on drop.
+struct EmptyDir(std::path::PathBuf);
+
+impl EmptyDir {
+    fn new() -> io::Result<Self> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let path = std::env::temp_dir().join(format!(
+            ".keep-sockets-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
         ));
+        std::fs::create_dir(&path)?;
+        Ok(Self(path))
     }
-    Ok(())
+}
+
+impl Drop for EmptyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// As the exec reads a socket's host: an IP address, or `localhost`.
+fn parse_ip(host: &str) -> Option<std::net::IpAddr> {
+    if host == "localhost" {
+        return Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// The declared sockets as the VMM binds and connects them.
+fn socket_specs(spec: &LaunchSpec) -> Result<Vec<keep_vmm::SocketSpec>, LaunchError> {
+    spec.sockets
+        .iter()
+        .map(|s| {
+            let ip = parse_ip(&s.host).ok_or_else(|| {
+                LaunchError::Unsupported(format!(
+                    "socket {}: {} is not an IP address (no name lookups)",
+                    s.name, s.host
+                ))
+            })?;
+            Ok(keep_vmm::SocketSpec {
+                name: s.name.clone(),
+                listen: s.kind == keep_wire::SocketKind::Listen,
+                addr: std::net::SocketAddr::new(ip, s.port),
+            })
+        })
+        .collect()
 }
 
 /// Counts output against the cap; past it, records the limit and stops the Keep.

@@ -85,7 +85,7 @@ fn kvm() -> BackendStatus {
         (
             true,
             format!(
-                "/dev/kvm is usable ({flavour}); `keep run --backend kvm` runs workloads in a KVM Keep (no attestation; no dirs or sockets yet)"
+                "/dev/kvm is usable ({flavour}); `keep run --backend kvm` runs workloads in a KVM Keep (no attestation; dirs and sockets served by the host, in clear)"
             ),
         )
     };

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::Error;
 use crate::abi::{CALL_BLOCK_SIZE, CALL_DATA_OFFSET, call};
 use crate::fs::FileServer;
+use crate::net::SocketServer;
 
 /// Bytes of the data area.
 pub const DATA_CAPACITY: usize = (CALL_BLOCK_SIZE - CALL_DATA_OFFSET) as usize;
@@ -28,6 +29,9 @@ pub enum HostCall {
     /// start of the data area; paths and data they name are in `data`, unchecked
     /// (the [`FileServer`](crate::FileServer) checks each range).
     File { op: u64, words: [u64; 8] },
+    /// A socket operation (`abi::sock`), framed as `File`; served by a
+    /// [`SocketServer`](crate::SocketServer).
+    Socket { op: u64, words: [u64; 8] },
 }
 
 /// What goes back into the block: `ret` and `val`, unchecked by the VMM.
@@ -104,7 +108,7 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
             Request::Call(HostCall::Read { fd: fd(a(0))?, max })
         }
         call::CLOCK => Request::Call(HostCall::Clock { id: fd(a(0))? }),
-        call::FILE => {
+        call::FILE | call::SOCKET => {
             let (_, len) = data_range(0, a(1))?;
             if len < 64 {
                 return Err(Error::Protocol(
@@ -117,7 +121,11 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
                 let o = start + 8 * i;
                 *w = u64::from_le_bytes(block[o..o + 8].try_into().unwrap_or([0; 8]));
             }
-            Request::Call(HostCall::File { op: a(0), words })
+            if nr == call::SOCKET {
+                Request::Call(HostCall::Socket { op: a(0), words })
+            } else {
+                Request::Call(HostCall::File { op: a(0), words })
+            }
         }
         call::LOG => Request::Log(text(block, a(0), a(1))?),
         call::EXIT => Request::Exit(a(0) as u32 as i32, a(1)),
@@ -165,6 +173,8 @@ pub struct StdioServer {
     start: std::time::Instant,
     /// Preopened directories (none: FILE calls get ENOSYS).
     pub files: Option<FileServer>,
+    /// Preopened sockets (none: SOCKET calls get ENOSYS).
+    pub sockets: Option<SocketServer>,
 }
 
 impl StdioServer {
@@ -178,6 +188,7 @@ impl StdioServer {
             log: Vec::new(),
             start: std::time::Instant::now(),
             files: None,
+            sockets: None,
         }
     }
 
@@ -249,6 +260,13 @@ impl HostCallServer for StdioServer {
             }
             HostCall::Clock { id } => clock_reply(id, self.start),
             HostCall::File { op, ref words } => file_reply(self.files.as_mut(), op, words, data),
+            HostCall::Socket { op, ref words } => match self.sockets.as_mut() {
+                Some(s) => s.serve(op, words, data),
+                None => RawReply {
+                    ret: -ENOSYS,
+                    val: [0; 3],
+                },
+            },
         }
     }
 
@@ -321,6 +339,8 @@ pub struct RelayServer {
     pub echo_log: bool,
     /// Preopened directories (none: FILE calls get ENOSYS).
     pub files: Option<FileServer>,
+    /// Preopened sockets (none: SOCKET calls get ENOSYS).
+    pub sockets: Option<SocketServer>,
 }
 
 const EPIPE: i64 = 32;
@@ -339,6 +359,7 @@ impl RelayServer {
             stderr,
             channel,
             start: std::time::Instant::now(),
+            sockets: None,
             log: Vec::new(),
             echo_log: false,
             files: None,
@@ -399,6 +420,13 @@ impl HostCallServer for RelayServer {
             }
             HostCall::Clock { id } => clock_reply(id, self.start),
             HostCall::File { op, ref words } => file_reply(self.files.as_mut(), op, words, data),
+            HostCall::Socket { op, ref words } => match self.sockets.as_mut() {
+                Some(s) => s.serve(op, words, data),
+                None => RawReply {
+                    ret: -ENOSYS,
+                    val: [0; 3],
+                },
+            },
         }
     }
 

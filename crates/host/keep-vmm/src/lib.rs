@@ -25,6 +25,7 @@ mod keep;
 mod loader;
 mod measure;
 mod memory;
+mod net;
 mod vcpu;
 mod watchdog;
 
@@ -36,6 +37,7 @@ pub use hostcall::{
 };
 pub use keep::{Exit, Keep, KeepConfig, Stats};
 pub use measure::launch_digest;
+pub use net::{SocketError, SocketServer, SocketSpec};
 pub use watchdog::KillHandle;
 
 /// Guest path under which the exec in a KVM Keep opens preopened directory `i`

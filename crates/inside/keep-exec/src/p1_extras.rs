@@ -70,6 +70,8 @@ const ENOTDIR: i32 = 54;
 const EPIPE: i32 = 64;
 
 const FILETYPE_SOCKET_STREAM: u8 = 6;
+/// Where the shim of a KVM Keep names declared socket `i` (`abi::sock::PATH_PREFIX`).
+const KVM_SOCKET_PREFIX: &str = "/.keep/sock/";
 const FDFLAGS_NONBLOCK: u16 = 1 << 2;
 const OFLAGS_DIRECTORY: i32 = 1 << 1;
 const RIGHTS_SOCKET: u64 = (1 << 1) | (1 << 3) | (1 << 6) | (1 << 27) | (1 << 28) | (1 << 29);
@@ -87,6 +89,20 @@ impl Sockets {
                 )
             })?;
             let addr = SocketAddr::new(ip, spec.port);
+            if crate::in_kvm_keep() {
+                // In a KVM Keep the VMM bound or connected it already; the shim
+                // hands it over under this name (SOCKET host calls).
+                let file = std::fs::File::open(format!("{KVM_SOCKET_PREFIX}{i}")).map_err(|e| {
+                    format_err!("socket {}: not preopened by the VMM: {e}", spec.name)
+                })?;
+                let fd = std::os::fd::OwnedFd::from(file);
+                let socket = match spec.kind {
+                    SocketKind::Listen => Socket::Listener(TcpListener::from(fd)),
+                    SocketKind::Connect => Socket::Stream(TcpStream::from(fd)),
+                };
+                by_fd.insert(first_fd + i as u32, socket);
+                continue;
+            }
             let socket = match spec.kind {
                 SocketKind::Listen => Socket::Listener(TcpListener::bind(addr).map_err(|e| {
                     format_err!("socket {}: cannot listen on {addr}: {e}", spec.name)

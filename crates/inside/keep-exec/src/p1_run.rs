@@ -40,13 +40,20 @@ pub fn run(
         bail!("the workload exports no `_start` function: it is not a WASI command");
     }
     // Sockets follow stdio and the directories in the descriptor table.
-    let holder = match spec.sockets.is_empty() {
+    // In a KVM Keep there is no file system to make it in: the host serves an
+    // empty read-only directory as the preopen after the declared ones.
+    let kvm_holder = (!spec.sockets.is_empty() && crate::in_kvm_keep())
+        .then(|| std::path::PathBuf::from(format!("/.keep/dir/{}", spec.dirs.len())));
+    let holder = match spec.sockets.is_empty() || kvm_holder.is_some() {
         true => None,
         false => Some(tempfile::tempdir().context("cannot create the socket holder directory")?),
     };
     let first_socket_fd = 3 + u32::try_from(spec.dirs.len()).unwrap_or(u32::MAX - 3);
     let sockets = Sockets::open(&spec.sockets, first_socket_fd, spec.limits.open_files)?;
-    let wasi = wasi::builder(spec, holder.as_ref().map(|d| d.path()))?.build_p1();
+    let holder_path = kvm_holder
+        .as_deref()
+        .or_else(|| holder.as_ref().map(|d| d.path()));
+    let wasi = wasi::builder(spec, holder_path)?.build_p1();
     let mut store = Store::new(
         engine,
         State {

@@ -101,6 +101,58 @@ pub mod call {
     /// -errno; for operations that return bytes, val[0] = their offset in the data
     /// area, val[1] = their length.
     pub const FILE: u32 = 9;
+    /// Preopened TCP sockets (see [`sock`](super::sock)): the same framing as FILE
+    /// (args: operation, request length; 8 words then data in the data area).
+    pub const SOCKET: u32 = 10;
+}
+
+/// Operations of the SOCKET host call. The VMM binds and connects the sockets the
+/// launch spec declares and names them by handle (below [`sock::MAX_HANDLES`]);
+/// declared socket `i` is handle `i`, which the exec opens by the path
+/// [`sock::PATH_PREFIX`]`<i>`; accepted connections get handles above them. Calls on
+/// a socket the guest left blocking wait in the VMM for at most [`sock::SLICE_MS`]
+/// and then reply -EAGAIN with val[2] = [`sock::RETRY`], so the shim asks again
+/// (and a watchdog kill is seen between two calls).
+pub mod sock {
+    /// ret = how many sockets the spec declared (handles 0..ret).
+    pub const COUNT: u64 = 1;
+    /// w0 = listener. ret = new handle; the peer's sockaddr at val[0], length val[1].
+    pub const ACCEPT: u64 = 2;
+    /// w0 = handle, w1 = max bytes, w2 = flags (MSG_PEEK). ret = bytes at val[0].
+    pub const RECV: u64 = 3;
+    /// w0 = handle, w1/w2 = bytes (offset, len). ret = bytes sent.
+    pub const SEND: u64 = 4;
+    /// w0 = handle, w1 = how (SHUT_RD/WR/RDWR).
+    pub const SHUTDOWN: u64 = 5;
+    /// w0 = handle, w1 = 1 for non-blocking.
+    pub const SET_NONBLOCK: u64 = 6;
+    /// w0 = handle. ret = 1 if non-blocking, else 0.
+    pub const GET_NONBLOCK: u64 = 7;
+    /// w1 = entries, w2 = timeout in ms (u64::MAX: none); entries at REQUEST_DATA,
+    /// 8 bytes each (handle u32, events u16, 0u16). ret = ready entries; the
+    /// revents (u16 each) at val[0]; val[1] = ms waited.
+    pub const POLL: u64 = 8;
+    /// w0 = handle.
+    pub const CLOSE: u64 = 9;
+    /// w0 = handle, w1 = 0 for the local address, 1 for the peer's. ret = 0, the
+    /// sockaddr at val[0], length val[1].
+    pub const NAME: u64 = 10;
+    /// w0 = handle. ret = bytes ready to read (ioctl FIONREAD), <= i32::MAX.
+    pub const FIONREAD: u64 = 11;
+    /// Handles the VMM hands out are below this.
+    pub const MAX_HANDLES: u64 = 1024;
+    /// Sockets a spec may declare.
+    pub const MAX_DECLARED: u64 = 64;
+    /// Guest paths the exec opens declared socket `i` by on kvm.
+    pub const PATH_PREFIX: &str = "/.keep/sock/";
+    /// Longest wait of one call, in ms.
+    pub const SLICE_MS: u64 = 100;
+    /// val[2] of a -EAGAIN reply that means "still blocking, ask again".
+    pub const RETRY: u64 = 1;
+    /// Largest sockaddr (sockaddr_in6).
+    pub const MAX_ADDR: u64 = 28;
+    /// Most entries of one POLL.
+    pub const MAX_POLL: u64 = 1024;
 }
 
 /// File-system operations of the FILE host call. Handles are the VMM's numbers

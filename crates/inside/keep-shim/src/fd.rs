@@ -21,6 +21,9 @@ pub enum File {
     /// A file or directory beneath a preopened directory, opened by the VMM: its
     /// handle number there (FILE host calls).
     Host(u32),
+    /// A preopened TCP socket, bound or connected by the VMM: its handle number
+    /// there (SOCKET host calls, see `socket`).
+    Socket(u32),
 }
 
 impl File {
@@ -31,19 +34,19 @@ impl File {
             File::Stderr => 2,
             File::Channel => 3,
             File::Random => 4,
-            File::Host(h) => h,
+            File::Host(h) | File::Socket(h) => h,
         }
     }
     pub fn readable(self) -> bool {
         matches!(
             self,
-            File::Stdin | File::Channel | File::Random | File::Host(_)
+            File::Stdin | File::Channel | File::Random | File::Host(_) | File::Socket(_)
         )
     }
     pub fn writable(self) -> bool {
         matches!(
             self,
-            File::Stdout | File::Stderr | File::Channel | File::Host(_)
+            File::Stdout | File::Stderr | File::Channel | File::Host(_) | File::Socket(_)
         )
     }
     /// `st_mode` for fstat: the channel is a socket, stdio character devices.
@@ -51,7 +54,7 @@ impl File {
         const S_IFSOCK: u32 = 0o140000;
         const S_IFCHR: u32 = 0o020000;
         match self {
-            File::Channel => S_IFSOCK | 0o777,
+            File::Channel | File::Socket(_) => S_IFSOCK | 0o777,
             _ => S_IFCHR | 0o620,
         }
     }
@@ -63,7 +66,7 @@ impl File {
         match self {
             File::Stdin | File::Random => O_RDONLY,
             File::Stdout | File::Stderr => O_WRONLY,
-            File::Channel | File::Host(_) => O_RDWR,
+            File::Channel | File::Host(_) | File::Socket(_) => O_RDWR,
         }
     }
 }
@@ -119,23 +122,27 @@ pub fn close(fd: u64) -> i64 {
         _ => None,
     };
     match closed {
-        Some(Slot {
-            file: File::Host(h),
-            ..
-        }) => {
-            release(h);
+        Some(Slot { file, .. }) => {
+            release(file);
             0
         }
-        Some(_) => 0,
         None => -EBADF,
     }
 }
 
-/// Closes host handle `h` in the VMM unless another descriptor still names it.
-fn release(h: u32) {
-    let used = FDS.with(|t| t.iter().flatten().any(|s| s.file == File::Host(h)));
+/// Closes host handle `h` (a file or a socket) in the VMM unless another
+/// descriptor still names it.
+fn release(file: File) {
+    if !matches!(file, File::Host(_) | File::Socket(_)) {
+        return;
+    }
+    let used = FDS.with(|t| t.iter().flatten().any(|s| s.file == file));
     if !used {
-        let _ = crate::file::close(h);
+        let _ = match file {
+            File::Host(h) => crate::file::close(h),
+            File::Socket(h) => crate::socket::close(h),
+            _ => 0,
+        };
     }
 }
 
@@ -181,12 +188,8 @@ pub fn dup_to(old: u64, new: u64, cloexec: bool) -> i64 {
     match usize::try_from(new) {
         Ok(i) if i < MAX_FDS => {
             let old = FDS.with(|t| t[i].replace(Slot { file, cloexec }));
-            if let Some(Slot {
-                file: File::Host(h),
-                ..
-            }) = old
-            {
-                release(h);
+            if let Some(Slot { file, .. }) = old {
+                release(file);
             }
             i as i64
         }

@@ -165,6 +165,11 @@ pub(crate) fn file(op: u64, len: usize) -> CallHeader {
     request(call::FILE, [op, len as u64, 0, 0])
 }
 
+/// Sends a SOCKET request laid out like a FILE one; `crate::socket` checks the reply.
+pub(crate) fn socket(op: u64, len: usize) -> CallHeader {
+    request(call::SOCKET, [op, len as u64, 0, 0])
+}
+
 /// Host time (untrusted: only range-checked). Returns (seconds, nanoseconds).
 pub fn clock(id: u32) -> Result<(i64, i64), i64> {
     let r = request(call::CLOCK, [u64::from(id), 0, 0, 0]);

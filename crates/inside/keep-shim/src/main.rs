@@ -45,6 +45,8 @@ mod mem;
 #[cfg(panic = "abort")]
 mod mm;
 #[cfg(panic = "abort")]
+mod socket;
+#[cfg(panic = "abort")]
 mod syscall;
 
 #[cfg(panic = "abort")]

@@ -120,6 +120,11 @@ pub(crate) extern "C" fn syscall_entry() {
 
 extern "C" fn dispatch(f: &mut Frame) {
     let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
+    // Preopened sockets (served by the host).
+    if let Some(ret) = crate::socket::dispatch(f.rax, [a0, a1, a2, a3, a4, a5]) {
+        f.rax = ret as u64;
+        return;
+    }
     // Files beneath preopened directories (served by the host).
     if let Some(ret) = crate::file::dispatch(f.rax, [a0, a1, a2, a3, a4, a5]) {
         f.rax = ret as u64;
@@ -753,7 +758,7 @@ fn poll_timeout_ms(t: u64) -> Option<u64> {
 }
 
 /// A relative timespec at `ts` (NULL: forever) in milliseconds, rounded up.
-fn timespec_ms(ts: u64) -> Result<Option<u64>, i64> {
+pub(crate) fn timespec_ms(ts: u64) -> Result<Option<u64>, i64> {
     if ts == 0 {
         return Ok(None);
     }

@@ -1,0 +1,142 @@
+//! Preopened sockets served by the VMM's SocketServer: the `sockets` fixture
+//! accepts a connection on declared socket 0 (/.keep/sock/0) and echoes it, and a
+//! hostile host's SOCKET replies out of range are refused by the shim.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use common::{config, fixture, have_kvm};
+use keep_vmm::{
+    Error, HostCall, HostCallServer, Keep, RawReply, SocketServer, SocketSpec, StdioServer,
+};
+
+fn server() -> (StdioServer, SocketAddr) {
+    let sockets = SocketServer::open(&[SocketSpec {
+        name: "web".into(),
+        listen: true,
+        addr: "127.0.0.1:0".parse().expect("addr"),
+    }])
+    .expect("listen");
+    let addr = sockets.local_addr(0).expect("local addr");
+    let mut s = StdioServer::capture(Vec::new());
+    s.sockets = Some(sockets);
+    (s, addr)
+}
+
+/// Connects to `addr` after a pause (so the guest polls first), sends `msg`,
+/// and returns what comes back.
+fn client(addr: SocketAddr, msg: &'static [u8]) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let Ok(mut c) = TcpStream::connect(addr) else {
+            return Vec::new();
+        };
+        let _ = c.write_all(msg);
+        let _ = c.shutdown(Shutdown::Write);
+        let mut back = Vec::new();
+        let _ = c.read_to_end(&mut back);
+        back
+    })
+}
+
+fn run(server: &mut dyn HostCallServer) -> Result<keep_vmm::Exit, Error> {
+    let payload = std::fs::read(fixture("sockets")).expect("fixture");
+    let keep = Keep::launch(config("sockets", &[]), &payload).expect("launch");
+    keep.run(server)
+}
+
+#[test]
+fn a_preopened_listener_accepts_and_echoes() {
+    if !have_kvm() {
+        return;
+    }
+    let (mut s, addr) = server();
+    let msg: &'static [u8] = &[b'x'; 5000];
+    let c = client(addr, msg);
+    let exit = run(&mut s).expect("run");
+    assert_eq!(exit.code, 0, "{}", String::from_utf8_lossy(&s.stderr));
+    assert_eq!(c.join().expect("client"), msg);
+    assert_eq!(
+        String::from_utf8_lossy(&s.stdout),
+        "open 1\n\
+         getsockname 0 len 16 family 2\n\
+         poll 1 in 1\n\
+         accept 1 len 16 loopback 1\n\
+         echoed 5000\n\
+         getpeername 0 len 16\n\
+         nonblock 1\n\
+         recv after eof 0\n\
+         shutdown 0\n\
+         close 0 0\n\
+         undeclared 2\n"
+    );
+}
+
+struct Hostile<F: FnMut(u64, &mut RawReply)> {
+    inner: StdioServer,
+    tamper: F,
+}
+
+impl<F: FnMut(u64, &mut RawReply)> HostCallServer for Hostile<F> {
+    fn serve(&mut self, call: &HostCall, data: &mut [u8]) -> RawReply {
+        let mut reply = self.inner.serve(call, data);
+        if let HostCall::Socket { op, .. } = call {
+            (self.tamper)(*op, &mut reply);
+        }
+        reply
+    }
+}
+
+fn refused(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
+    let (inner, addr) = server();
+    let c = client(addr, b"hello");
+    let mut s = Hostile {
+        inner,
+        tamper: |o: u64, r: &mut RawReply| {
+            if o == op {
+                tamper(r)
+            }
+        },
+    };
+    let result = run(&mut s);
+    // Closing the sockets ends the client's conversation.
+    drop(s);
+    let _ = c.join();
+    match result {
+        Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
+        other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
+    }
+}
+
+// Operation numbers (abi::sock).
+const ACCEPT: u64 = 2;
+const RECV: u64 = 3;
+const SEND: u64 = 4;
+const GET_NONBLOCK: u64 = 7;
+const POLL: u64 = 8;
+const NAME: u64 = 10;
+
+#[test]
+fn hostile_socket_replies_are_refused() {
+    if !have_kvm() {
+        return;
+    }
+    refused(GET_NONBLOCK, "socket flags out of range", |r| r.ret = 2);
+    refused(NAME, "socket address too long", |r| r.val[1] = 29);
+    refused(NAME, "socket data outside the call block", |r| {
+        r.val[0] = u64::MAX - 4
+    });
+    refused(POLL, "poll count out of range", |r| r.ret = 2);
+    refused(POLL, "socket data outside the call block", |r| {
+        r.val[0] = 1 << 40
+    });
+    refused(ACCEPT, "socket handle out of range", |r| r.ret = 1024);
+    refused(ACCEPT, "socket handle out of range", |r| r.ret = i64::MIN);
+    refused(RECV, "socket read count out of range", |r| r.ret = 301);
+    refused(RECV, "socket data outside the call block", |r| {
+        r.val[0] = u64::MAX - 2
+    });
+    refused(SEND, "socket write count out of range", |r| r.ret = 1 << 20);
+}
