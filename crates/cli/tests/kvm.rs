@@ -625,3 +625,35 @@ fn a_listen_address_in_use_is_one_line_on_kvm() {
     );
     assert_one_line(&o, 125, &["socket web", "cannot listen"]);
 }
+
+#[test]
+fn a_keep_blocked_in_accept_stops_at_the_wall_clock_limit() {
+    if !have_kvm() {
+        return;
+    }
+    // Nobody connects: the exec waits in accept (in the VMM, 100 ms at a time).
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(
+        &manifest,
+        "[[sockets]]\nname = \"web\"\nkind = \"listen\"\naddr = \"127.0.0.1\"\nport = 0\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = run(
+        &[
+            "run",
+            "--backend",
+            "kvm",
+            "--timeout",
+            "1s",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            &fixture("echo_server.wasm"),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(153), "{}", stderr(&o));
+    assert!(stderr(&o).contains("wall-clock"), "{}", stderr(&o));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
