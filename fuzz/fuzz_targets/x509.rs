@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = c.verify_issued_by(&c, None);
         let _ = c.extension("1.3.6.1.4.1.3704.1.4");
     }
+    if let Ok(chain) = Cert::chain_from_pem_or_der(data) {
+        let _ = chain.iter().map(|c| c.subject_name()).count();
+    }
     if let Ok(chain) = Cert::chain_from_pem(data) {
         for pair in chain.windows(2) {
             let _ = pair[0].verify_issued_by(&pair[1], None);

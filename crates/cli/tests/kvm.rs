@@ -627,6 +627,30 @@ fn a_listen_address_in_use_is_one_line_on_kvm() {
 }
 
 #[test]
+fn a_component_with_declared_sockets_is_refused_on_kvm_in_one_line() {
+    if !have_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Keep.toml");
+    std::fs::write(
+        &manifest,
+        "[[sockets]]\nname = \"out\"\nkind = \"connect\"\nhost = \"127.0.0.1\"\nport = 47001\n",
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "--backend",
+        "kvm",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        &fixture("socket_check_component.wasm"),
+    ];
+    let o = run(&args, None);
+    assert_one_line(&o, 125, &["preview 2 component", "sockets", "kvm"]);
+}
+
+#[test]
 fn a_keep_blocked_in_accept_stops_at_the_wall_clock_limit() {
     if !have_kvm() {
         return;

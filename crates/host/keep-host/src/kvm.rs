@@ -98,6 +98,14 @@ impl KvmBackend {
     ) -> Result<RunResult, LaunchError> {
         let started = Instant::now();
         let mut request = request;
+        if !request.spec.sockets.is_empty() && is_component(&request.workload) {
+            return Err(LaunchError::Unsupported(
+                "a preview 2 component cannot use declared sockets on the kvm backend yet \
+                 (wasi:sockets needs socket, bind and connect in the shim); \
+                 preview 1 modules can, or use --backend process"
+                    .into(),
+            ));
+        }
         // Preopened sockets: the VMM binds and connects them before the Keep
         // starts and serves them by handle; the exec opens socket i by the name
         // /.keep/sock/<i>. Every byte crosses the host in clear.
@@ -298,6 +306,12 @@ fn parse_ip(host: &str) -> Option<std::net::IpAddr> {
         .trim_end_matches(']')
         .parse()
         .ok()
+}
+
+/// Whether the workload is a component (`\0asm` with the component layer version)
+/// rather than a core module.
+fn is_component(workload: &[u8]) -> bool {
+    workload.get(..8) == Some(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00][..])
 }
 
 /// The declared sockets as the VMM binds and connects them.
