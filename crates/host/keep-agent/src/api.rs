@@ -177,6 +177,18 @@ fn authed(state: &AppState, headers: &HeaderMap, cert: &ClientCert) -> Result<Ca
 }
 
 /// The Keep, if the caller may see it. Another tenant's Keep is "not found".
+/// The authenticated caller and the Keep `id`, if the caller may act on it.
+fn authed_owner(
+    state: &AppState,
+    headers: &HeaderMap,
+    cert: &ClientCert,
+    id: &str,
+) -> Result<(Caller, Arc<Entry>), Response> {
+    let who = authed(state, headers, cert)?;
+    let e = owned(state, &who, id)?;
+    Ok((who, e))
+}
+
 fn owned(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Entry>, Response> {
     match state.registry.get(id) {
         Some(e) if *who == Caller::Admin || *who == Caller::Tenant(e.owner) => Ok(e),
@@ -359,12 +371,8 @@ async fn show(
     cert: ClientCert,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match authed(&state, &headers, &cert) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    match owned(&state, &who, &id) {
-        Ok(e) => axum::Json(e.view()).into_response(),
+    match authed_owner(&state, &headers, &cert, &id) {
+        Ok((_, e)) => axum::Json(e.view()).into_response(),
         Err(r) => r,
     }
 }
@@ -375,12 +383,8 @@ async fn kill(
     cert: ClientCert,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match authed(&state, &headers, &cert) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let e = match owned(&state, &who, &id) {
-        Ok(e) => e,
+    let (who, e) = match authed_owner(&state, &headers, &cert, &id) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let st = state.clone();
@@ -406,12 +410,8 @@ async fn challenge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match authed(&state, &headers, &cert) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let e = match owned(&state, &who, &id) {
-        Ok(e) => e,
+    let (_, e) = match authed_owner(&state, &headers, &cert, &id) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let req: ChallengeRequest = match serde_json::from_slice(&body) {
@@ -471,12 +471,8 @@ async fn payload(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match authed(&state, &headers, &cert) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let e = match owned(&state, &who, &id) {
-        Ok(e) => e,
+    let (_, e) = match authed_owner(&state, &headers, &cert, &id) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     if e.state() != TrustState::EvidenceRelayed || e.provisioning.swap(true, Ordering::SeqCst) {
@@ -574,12 +570,8 @@ async fn stdin(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let who = match authed(&state, &headers, &cert) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let e = match owned(&state, &who, &id) {
-        Ok(e) => e,
+    let (_, e) = match authed_owner(&state, &headers, &cert, &id) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     if e.state() != TrustState::Provisioned || e.stdin_opened.swap(true, Ordering::SeqCst) {
