@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{fixture, keep, stderr, stdout};
+use common::{fixture, have_kvm, keep, stderr, stdout};
 
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789ab";
@@ -1542,18 +1542,6 @@ fn a_host_that_stalls_past_the_wall_clock_limit_is_not_believed() {
         took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(15),
         "{took:?}"
     );
-}
-
-fn have_kvm() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipped: /dev/kvm is not available");
-    }
-    ok
 }
 
 /// The keep id from `keep deploy --json` events.

@@ -5,19 +5,7 @@
 
 mod common;
 
-use common::{assert_one_line, fixture, run, stderr, stdout};
-
-fn have_kvm() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipped: /dev/kvm is not available");
-    }
-    ok
-}
+use common::{assert_one_line, fixture, have_kvm, run, stderr, stdout};
 
 fn with_backend(backend: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec!["run".to_string(), "--backend".into(), backend.into()];

@@ -67,3 +67,16 @@ pub fn assert_one_line(o: &Output, status: i32, fragments: &[&str]) {
     }
     assert!(!err.contains("panicked"), "panic: {err}");
 }
+
+/// Whether /dev/kvm opens here; says why a test is skipped when it does not.
+pub fn have_kvm() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("skipped: /dev/kvm is not available");
+    }
+    ok
+}

@@ -260,13 +260,9 @@ impl HostCallServer for StdioServer {
             }
             HostCall::Clock { id } => clock_reply(id, self.start),
             HostCall::File { op, ref words } => file_reply(self.files.as_mut(), op, words, data),
-            HostCall::Socket { op, ref words } => match self.sockets.as_mut() {
-                Some(s) => s.serve(op, words, data),
-                None => RawReply {
-                    ret: -ENOSYS,
-                    val: [0; 3],
-                },
-            },
+            HostCall::Socket { op, ref words } => {
+                socket_reply(self.sockets.as_mut(), op, words, data)
+            }
         }
     }
 
@@ -292,6 +288,22 @@ fn file_reply(
 ) -> RawReply {
     match files {
         Some(f) => f.serve(op, words, data),
+        None => RawReply {
+            ret: -ENOSYS,
+            val: [0; 3],
+        },
+    }
+}
+
+/// A SOCKET call: served when the Keep has preopened sockets, else ENOSYS.
+fn socket_reply(
+    sockets: Option<&mut crate::SocketServer>,
+    op: u64,
+    words: &[u64; 8],
+    data: &mut [u8],
+) -> RawReply {
+    match sockets {
+        Some(s) => s.serve(op, words, data),
         None => RawReply {
             ret: -ENOSYS,
             val: [0; 3],
@@ -420,13 +432,9 @@ impl HostCallServer for RelayServer {
             }
             HostCall::Clock { id } => clock_reply(id, self.start),
             HostCall::File { op, ref words } => file_reply(self.files.as_mut(), op, words, data),
-            HostCall::Socket { op, ref words } => match self.sockets.as_mut() {
-                Some(s) => s.serve(op, words, data),
-                None => RawReply {
-                    ret: -ENOSYS,
-                    val: [0; 3],
-                },
-            },
+            HostCall::Socket { op, ref words } => {
+                socket_reply(self.sockets.as_mut(), op, words, data)
+            }
         }
     }
 
