@@ -5,7 +5,11 @@
 
 mod common;
 
-use common::{assert_one_line, fixture, have_kvm, run, stderr, stdout};
+use std::time::Duration;
+
+use common::{
+    assert_one_line, connect_with_retry, fixture, free_port, have_kvm, run, stderr, stdout,
+};
 
 fn with_backend(backend: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec!["run".to_string(), "--backend".into(), backend.into()];
@@ -388,28 +392,6 @@ fn measure_is_stable_and_covers_the_memory_size() {
     assert_one_line(&o, 125, &["launch digest"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn connect_with_retry(port: u16) -> std::net::TcpStream {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => return s,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("the Keep never listened on {port}: {e}"),
-        }
-    }
-}
-
 /// The echo server fixture behind an Enarx.toml listen socket on `backend`:
 /// returns (echoed bytes, exit code, stderr).
 fn echo_server_on(backend: &str) -> (Vec<u8>, Vec<u8>, Option<i32>, String) {
@@ -438,7 +420,7 @@ fn echo_server_on(backend: &str) -> (Vec<u8>, Vec<u8>, Option<i32>, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut conn = connect_with_retry(port);
+    let mut conn = connect_with_retry(port, Duration::from_secs(60));
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let writer = {
         let mut w = conn.try_clone().unwrap();
@@ -565,7 +547,7 @@ fn poll_oneoff_on_a_preopened_socket_in_a_kvm_keep() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut conn = connect_with_retry(port);
+    let mut conn = connect_with_retry(port, Duration::from_secs(60));
     let mut ready = [0u8; 6];
     conn.read_exact(&mut ready).unwrap();
     assert_eq!(&ready, b"ready\n");

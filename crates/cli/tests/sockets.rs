@@ -4,33 +4,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{fixture, keep, stderr, stdout};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn connect_with_retry(port: u16) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("the Keep never listened on {port}: {e}"),
-        }
-    }
-}
+use common::{connect_with_retry, fixture, free_port, keep, stderr, stdout};
 
 #[test]
 fn enarx_toml_listen_socket_echoes() {
@@ -68,7 +46,7 @@ port = {port}
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut conn = connect_with_retry(port);
+    let mut conn = connect_with_retry(port, Duration::from_secs(30));
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 256) as u8).collect();
     let writer = {
         let mut w = conn.try_clone().unwrap();
@@ -238,7 +216,7 @@ fn poll_oneoff_waits_on_preopened_sockets_with_a_timeout() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut conn = connect_with_retry(port);
+    let mut conn = connect_with_retry(port, Duration::from_secs(30));
     // The server polls the quiet connection first (100 ms timeout), then says ready.
     let mut ready = [0u8; 6];
     conn.read_exact(&mut ready).unwrap();

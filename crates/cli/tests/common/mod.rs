@@ -80,3 +80,27 @@ pub fn have_kvm() -> bool {
     }
     ok
 }
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects to a Keep's listening socket on loopback, retrying for up to `wait`
+/// while the Keep starts.
+pub fn connect_with_retry(port: u16, wait: std::time::Duration) -> std::net::TcpStream {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the Keep never listened on {port}: {e}"),
+        }
+    }
+}
