@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 /// SHA-384 of the embedded exec: the measurement of the exec layer.
 pub const EXEC_SHA384: &str = env!("KEEP_EXEC_SHA384");
 
-static EXEC_BYTES: &[u8] = include_bytes!(env!("KEEP_EXEC_PATH"));
+/// Page-aligned so the KVM backend can hand the embedded bytes to the Keep as a
+/// read-only memory slot instead of copying them (see `keep_vmm::Keep::launch_static`).
+#[repr(C, align(4096))]
+struct PageAligned<B: ?Sized>(B);
+
+static EXEC_ALIGNED: &PageAligned<[u8]> = &PageAligned(*include_bytes!(env!("KEEP_EXEC_PATH")));
+static EXEC_BYTES: &[u8] = &EXEC_ALIGNED.0;
 
 /// The exec as a file on the host's disk, ready to execute.
 #[derive(Debug, Clone)]

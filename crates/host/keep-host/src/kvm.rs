@@ -168,8 +168,7 @@ impl KvmBackend {
             .name("keep-vcpu".into())
             .spawn(
                 move || -> Result<(i32, Duration, keep_vmm::Stats), keep_vmm::Error> {
-                    let keep =
-                        Keep::launch_with_payload_hash(config, ExecImage::bytes(), exec_hash())?;
+                    let keep = Keep::launch_static(config, ExecImage::bytes(), exec_hash())?;
                     let kill = keep.kill_handle();
                     let _ = kill_tx.send((kill.clone(), keep.digest()));
                     let counter = Counter {

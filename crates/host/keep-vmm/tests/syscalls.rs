@@ -61,6 +61,13 @@ fn large_output() {
 }
 
 #[test]
+fn faults_are_delivered_as_signals() {
+    // SIGSEGV on guard pages of a lazily reserved 4 GiB region (on the alternate
+    // stack), SIGFPE, SIGILL with a handler that edits registers and returns.
+    same_as_native("signal", &[], b"");
+}
+
+#[test]
 fn read_from_stdin() {
     same_as_native("echo", &[], b"some input\nover two lines");
 }

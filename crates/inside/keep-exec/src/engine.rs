@@ -13,16 +13,12 @@ pub fn build(spec: &LaunchSpec) -> Result<Engine> {
     config.epoch_interruption(spec.limits.cpu_ms.is_some());
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
     if crate::in_kvm_keep() {
-        // Inside the KVM Keep: one thread, no signals (the shim delivers none), and
-        // memory that is allocated when mapped (the shim has no demand paging), so
-        // no guard regions or large reservations: explicit bounds checks, and linear
-        // memories that move when they grow.
+        // Inside the KVM Keep: one thread, and no copy-on-write memory images (there
+        // are no files to map). Traps are signal-based as on the process backend:
+        // the shim delivers faults as signals and reserves PROT_NONE address space
+        // without backing it, so linear memories get their usual 4 GiB reservation
+        // and guard pages, and loads and stores need no explicit bounds checks.
         config.parallel_compilation(false);
-        config.signals_based_traps(false);
-        config.memory_reservation(0);
-        config.memory_guard_size(0);
-        config.memory_reservation_for_growth(1 << 20);
-        config.guard_before_linear_memory(false);
         config.memory_init_cow(false);
         return Engine::new(&config);
     }

@@ -46,6 +46,15 @@ pub fn random_u64() -> Option<u64> {
     None
 }
 
+/// XCR0, the state components XSAVE manages (XGETBV works in user mode once the
+/// OS enabled XSAVE; only called then).
+pub fn xcr0() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV(0) reads a register; no memory or stack effects.
+    unsafe { asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
 /// The time-stamp counter.
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);

@@ -6,13 +6,15 @@
 //!
 //! Under this PVM the shim and the payload both run in guest user mode, natively:
 //! `syscall` from user mode arrives at LSTAR still in user mode. Supervisor mode is
-//! used only to deliver exceptions (reported to the host, the Keep stops) and to
+//! used only to take exceptions (a payload's fault is handed back to user mode as a
+//! signal, see `signal`; a fault in the shim is reported and the Keep stops) and to
 //! flush the TLB (a privileged `mov cr3` at `ENTRY_FLUSH` traps with #GP, and the
 //! #GP stub recognises that address, reloads CR3 and returns).
 
 use core::arch::global_asm;
 
 use crate::abi::{CALL_BLOCK_GPA, DIRECT_MAP_BASE, DOORBELL_GPA, call};
+use crate::signal::off;
 
 global_asm!(
     ".section .text.entry, \"ax\"",
@@ -150,6 +152,7 @@ global_asm!(
     "push 31",
     "jmp keep_fault_common",
     "keep_fault_common:",
+    "mov [rip + {regs} + {o_rax}], rax",
     // #GP at the flush stub: reload CR3 (dropping every TLB entry), skip the two
     // moves (3 bytes each) and return to user mode.
     "cmp qword ptr [rsp], 13",
@@ -162,8 +165,49 @@ global_asm!(
     "add qword ptr [rsp + 16], 6",
     "add rsp, 16",
     "iretq",
-    // Anything else: report vector, error code, rip, cr2 and stop.
-    "2: movabs rbx, {block}",
+    // A fault in the payload (rip below USER_TOP = 1 << 46): save its registers,
+    // vector, error code, rip, rsp, rflags and CR2, and return to user mode at
+    // signal_entry on the signal stack, which delivers it as a Linux signal (or
+    // reports it, see `signal`).
+    "2: mov rax, [rsp + 16]",
+    "shr rax, 46",
+    "jnz 4f",
+    "mov [rip + {regs} + {o_rbx}], rbx",
+    "mov [rip + {regs} + {o_rcx}], rcx",
+    "mov [rip + {regs} + {o_rdx}], rdx",
+    "mov [rip + {regs} + {o_rsi}], rsi",
+    "mov [rip + {regs} + {o_rdi}], rdi",
+    "mov [rip + {regs} + {o_rbp}], rbp",
+    "mov [rip + {regs} + {o_r8}], r8",
+    "mov [rip + {regs} + {o_r9}], r9",
+    "mov [rip + {regs} + {o_r10}], r10",
+    "mov [rip + {regs} + {o_r11}], r11",
+    "mov [rip + {regs} + {o_r12}], r12",
+    "mov [rip + {regs} + {o_r13}], r13",
+    "mov [rip + {regs} + {o_r14}], r14",
+    "mov [rip + {regs} + {o_r15}], r15",
+    "mov rax, [rsp]",
+    "mov [rip + {regs} + {o_vector}], rax",
+    "mov rax, [rsp + 8]",
+    "mov [rip + {regs} + {o_error}], rax",
+    "mov rax, [rsp + 16]",
+    "mov [rip + {regs} + {o_rip}], rax",
+    "mov rax, [rsp + 32]",
+    "mov [rip + {regs} + {o_rflags}], rax",
+    "mov rax, [rsp + 40]",
+    "mov [rip + {regs} + {o_rsp}], rax",
+    "mov rax, cr2",
+    "mov [rip + {regs} + {o_cr2}], rax",
+    "lea rax, [rip + {signal_entry}]",
+    "mov [rsp + 16], rax",
+    "lea rax, [rip + {signal_stack} + {signal_stack_size}]",
+    "mov [rsp + 40], rax",
+    // Clear TF, DF, NT and AC for the shim's code.
+    "and qword ptr [rsp + 32], {rflags_keep}",
+    "add rsp, 16",
+    "iretq",
+    // A fault in the shim itself: report vector, error code, rip, cr2 and stop.
+    "4: movabs rbx, {block}",
     "mov dword ptr [rbx], {fault}",
     "mov rax, [rsp]",
     "mov [rbx + 8], rax",
@@ -184,6 +228,32 @@ global_asm!(
     block = const DIRECT_MAP_BASE + CALL_BLOCK_GPA,
     doorbell = const DIRECT_MAP_BASE + DOORBELL_GPA,
     fault = const call::FAULT,
+    regs = sym crate::signal::REGS,
+    signal_entry = sym crate::signal::signal_entry,
+    signal_stack = sym crate::signal::SIGNAL_STACK,
+    signal_stack_size = const crate::signal::SIGNAL_STACK_SIZE,
+    rflags_keep = const !0x44500i64,
+    o_rax = const off::RAX,
+    o_rbx = const off::RBX,
+    o_rcx = const off::RCX,
+    o_rdx = const off::RDX,
+    o_rsi = const off::RSI,
+    o_rdi = const off::RDI,
+    o_rbp = const off::RBP,
+    o_r8 = const off::R8,
+    o_r9 = const off::R9,
+    o_r10 = const off::R10,
+    o_r11 = const off::R11,
+    o_r12 = const off::R12,
+    o_r13 = const off::R13,
+    o_r14 = const off::R14,
+    o_r15 = const off::R15,
+    o_vector = const off::VECTOR,
+    o_error = const off::ERROR,
+    o_rip = const off::RIP,
+    o_rflags = const off::RFLAGS,
+    o_rsp = const off::RSP,
+    o_cr2 = const off::CR2,
 );
 
 unsafe extern "C" {

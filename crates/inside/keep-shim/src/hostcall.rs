@@ -118,6 +118,14 @@ pub fn abort(reason: &str) -> ! {
     cpu::halt_forever()
 }
 
+/// Stops the Keep with a fault report (a fault nobody handles), after sending
+/// the staged output.
+pub fn fault(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
+    flush();
+    request(call::FAULT, [vector, error, rip, cr2]);
+    cpu::halt_forever()
+}
+
 /// Refuses a reply: the host broke the protocol.
 pub(crate) fn refuse(what: &str) -> ! {
     abort(what)

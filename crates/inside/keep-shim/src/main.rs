@@ -45,6 +45,8 @@ mod mem;
 #[cfg(panic = "abort")]
 mod mm;
 #[cfg(panic = "abort")]
+mod signal;
+#[cfg(panic = "abort")]
 mod socket;
 #[cfg(panic = "abort")]
 mod syscall;
@@ -142,6 +144,7 @@ pub(crate) extern "C" fn shim_main() -> ! {
         Err(e) => hostcall::abort(e),
     };
     syscall::init(image.brk_start);
+    signal::init();
     cpu::enter_payload(image.entry, stack)
 }
 

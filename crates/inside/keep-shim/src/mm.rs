@@ -108,6 +108,27 @@ fn pte(va: u64, create: bool) -> Option<*mut u64> {
     Some((phys_to_virt(table) as *mut u64).wrapping_add(((va >> 12) & 511) as usize))
 }
 
+/// The PTE for `va` when its page tables exist; otherwise Err with the first address
+/// past the span of the missing table (so a walk over a large, mostly empty range
+/// skips 2 MiB, 1 GiB or 512 GiB at a time).
+fn pte_or_next(va: u64) -> Result<*mut u64, u64> {
+    if va >= USER_TOP {
+        return Err(u64::MAX);
+    }
+    let mut table = FRAMES.with(|f| f.pml4);
+    for level in [39u32, 30, 21] {
+        let idx = (va >> level) & 511;
+        let entry = (phys_to_virt(table) as *const u64).wrapping_add(idx as usize);
+        // SAFETY: `table` is a page-table frame owned by the shim.
+        let e = unsafe { *entry };
+        if e & PTE_P == 0 {
+            return Err((va | ((1u64 << level) - 1)).saturating_add(1));
+        }
+        table = e & ADDR_MASK;
+    }
+    Ok((phys_to_virt(table) as *mut u64).wrapping_add(((va >> 12) & 511) as usize))
+}
+
 fn flush() {
     crate::entry::flush_tlb();
 }
@@ -177,37 +198,67 @@ pub fn map_frame(va: u64, pa: u64, flags: u64) -> Result<(), ()> {
     Ok(())
 }
 
-/// Changes the protection of [start, end). Every page must be mapped (PROT_NONE
-/// pages hold their frame, so they count): Err(()) otherwise, as Linux's ENOMEM.
+/// Changes the protection of [start, end). Every page must be mapped: backed by a
+/// frame (PROT_NONE pages hold theirs) or inside a reservation (see `reserve`);
+/// Err(()) otherwise, as Linux's ENOMEM. Reserved pages get frames when they
+/// become accessible and stay unbacked while they are PROT_NONE.
 pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
     let mut va = start;
     while va < end {
-        let p = pte(va, false).ok_or(())?;
+        if let Some(res_end) = reserved_end(va) {
+            va = res_end.min(end);
+            continue;
+        }
+        let p = pte_or_next(va).map_err(|_| ())?;
         // SAFETY: p points at a PTE in a shim-owned table.
         if unsafe { *p } & (PTE_P | PTE_HELD) == 0 {
             return Err(());
         }
         va += PAGE_SIZE;
     }
-    map_range(start, end, flags)
+    if flags & PTE_P != 0 {
+        return map_range(start, end, flags);
+    }
+    // PROT_NONE: backed pages keep their frame, unbacked ones stay unbacked.
+    let mut va = start;
+    while va < end {
+        match pte_or_next(va) {
+            Ok(p) => {
+                // SAFETY: p points at a PTE in a shim-owned table.
+                let e = unsafe { *p };
+                if e & (PTE_P | PTE_HELD) != 0 {
+                    // SAFETY: as above.
+                    unsafe { *p = (e & ADDR_MASK) | PTE_HELD };
+                }
+                va += PAGE_SIZE;
+            }
+            Err(next) => va = next,
+        }
+    }
+    flush();
+    Ok(())
 }
 
-/// Unmaps [start, end), freeing the frames.
+/// Unmaps [start, end), freeing the frames and dropping reservations.
 pub fn unmap_range(start: u64, end: u64) {
+    release(start, end);
     let mut va = start;
     let mut freed = false;
     while va < end {
-        if let Some(p) = pte(va, false) {
-            // SAFETY: p points at a PTE in a shim-owned table.
-            let e = unsafe { *p };
-            if e & (PTE_P | PTE_HELD) != 0 {
-                // SAFETY: as above.
-                unsafe { *p = 0 };
-                free_frame(e & ADDR_MASK);
-                freed = true;
+        match pte_or_next(va) {
+            Ok(p) => {
+                // SAFETY: p points at a PTE in a shim-owned table.
+                let e = unsafe { *p };
+                if e & (PTE_P | PTE_HELD) != 0 {
+                    // SAFETY: as above.
+                    unsafe { *p = 0 };
+                    free_frame(e & ADDR_MASK);
+                    freed = true;
+                }
+                va += PAGE_SIZE;
             }
+            Err(next) => va = next,
         }
-        va += PAGE_SIZE;
     }
     if freed {
         flush();
@@ -218,22 +269,105 @@ pub fn unmap_range(start: u64, end: u64) {
 pub fn zero_range(start: u64, end: u64) {
     let mut va = start;
     while va < end {
-        if let Some(p) = pte(va, false) {
-            // SAFETY: p points at a PTE in a shim-owned table.
-            let e = unsafe { *p };
-            if e & (PTE_P | PTE_HELD) != 0 {
-                // SAFETY: the frame is mapped by the direct map.
-                unsafe {
-                    core::ptr::write_bytes(
-                        phys_to_virt(e & ADDR_MASK) as *mut u8,
-                        0,
-                        PAGE_SIZE as usize,
-                    )
-                };
+        match pte_or_next(va) {
+            Ok(p) => {
+                // SAFETY: p points at a PTE in a shim-owned table.
+                let e = unsafe { *p };
+                if e & (PTE_P | PTE_HELD) != 0 {
+                    // SAFETY: the frame is mapped by the direct map.
+                    unsafe {
+                        core::ptr::write_bytes(
+                            phys_to_virt(e & ADDR_MASK) as *mut u8,
+                            0,
+                            PAGE_SIZE as usize,
+                        )
+                    };
+                }
+                va += PAGE_SIZE;
+            }
+            Err(next) => va = next,
+        }
+    }
+}
+
+/// Address space reserved by PROT_NONE mmaps, not backed by frames: a wasm linear
+/// memory's 4 GiB reservation and guard regions cost no guest memory until pages
+/// are made accessible. Sorted, non-overlapping [start, end) ranges.
+const MAX_RESERVATIONS: usize = 256;
+
+struct Reservations {
+    ranges: [(u64, u64); MAX_RESERVATIONS],
+    len: usize,
+}
+
+static RESERVED: Global<Reservations> = Global::new(Reservations {
+    ranges: [(0, 0); MAX_RESERVATIONS],
+    len: 0,
+});
+
+/// Reserves [start, end) without backing it. Err(()) when the table is full.
+pub fn reserve(start: u64, end: u64) -> Result<(), ()> {
+    release(start, end);
+    RESERVED.with(|r| {
+        if r.len == MAX_RESERVATIONS {
+            return Err(());
+        }
+        let at = r.ranges[..r.len].partition_point(|&(s, _)| s < start);
+        r.ranges.copy_within(at..r.len, at + 1);
+        r.ranges[at] = (start, end);
+        r.len += 1;
+        Ok(())
+    })
+}
+
+/// Drops [start, end) from the reservations (splitting one that straddles it).
+fn release(start: u64, end: u64) {
+    RESERVED.with(|r| {
+        let mut i = 0;
+        while i < r.len {
+            let (s, e) = r.ranges[i];
+            if e <= start || s >= end {
+                i += 1;
+            } else if s < start && e > end {
+                // A hole in the middle: split, if there is room (else keep the left part).
+                r.ranges[i].1 = start;
+                if r.len < MAX_RESERVATIONS {
+                    r.ranges.copy_within(i + 1..r.len, i + 2);
+                    r.ranges[i + 1] = (end, e);
+                    r.len += 1;
+                }
+                return;
+            } else if s < start {
+                r.ranges[i].1 = start;
+                i += 1;
+            } else if e > end {
+                r.ranges[i].0 = end;
+                i += 1;
+            } else {
+                r.ranges.copy_within(i + 1..r.len, i);
+                r.len -= 1;
             }
         }
-        va += PAGE_SIZE;
-    }
+    })
+}
+
+/// Whether `va` is mapped at all (backed, PROT_NONE or reserved), as opposed to
+/// an address nothing was ever mapped at (for SEGV_ACCERR vs SEGV_MAPERR).
+pub fn is_mapped(va: u64) -> bool {
+    reserved_end(va).is_some()
+        || pte_or_next(va).is_ok_and(|p| {
+            // SAFETY: p points at a PTE in a shim-owned table.
+            let e = unsafe { *p };
+            e & (PTE_P | PTE_HELD) != 0
+        })
+}
+
+/// The end of the reservation holding `va`, if any.
+fn reserved_end(va: u64) -> Option<u64> {
+    RESERVED.with(|r| {
+        let at = r.ranges[..r.len].partition_point(|&(s, _)| s <= va);
+        (at > 0 && va < r.ranges[at - 1].1).then(|| r.ranges[at - 1].1)
+    })
 }
 
 /// Whether every page of [ptr, ptr+len) is mapped (and writable if `write`).

@@ -118,6 +118,12 @@ pub(crate) extern "C" fn syscall_entry() {
     )
 }
 
+/// The payload's stack pointer at the current syscall.
+fn user_rsp() -> u64 {
+    // SAFETY: written by syscall_entry before dispatch; one vCPU, no nesting.
+    unsafe { core::ptr::read(core::ptr::addr_of!(USER_RSP)) }
+}
+
 extern "C" fn dispatch(f: &mut Frame) {
     let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
     // Preopened sockets (served by the host).
@@ -149,7 +155,9 @@ extern "C" fn dispatch(f: &mut Frame) {
         10 => sys_mprotect(a0, a1, a2),
         11 => sys_munmap(a0, a1),
         12 => sys_brk(a0),
-        13 | 14 => 0, // rt_sigaction, rt_sigprocmask: accepted, no signal is ever delivered
+        13 => crate::signal::sys_rt_sigaction(a0, a1, a2, a3),
+        14 => crate::signal::sys_rt_sigprocmask(a2, a3),
+        15 => crate::signal::sigreturn(user_rsp()),
         16 => sys_ioctl(a0, a1),
         19 => sys_readv(a0, a1, a2),
         20 => sys_writev(a0, a1, a2),
@@ -176,7 +184,7 @@ extern "C" fn dispatch(f: &mut Frame) {
         140 => 20,                  // getpriority: nice 0
         141 => 0,                   // setpriority: accepted
         158 => sys_arch_prctl(a0, a1),
-        131 => sys_sigaltstack(a1),
+        131 => crate::signal::sys_sigaltstack(a0, a1, user_rsp()),
         202 => sys_futex(a0, a1, a2, a3),
         204 => sys_sched_getaffinity(a1, a2),
         218 => 1, // set_tid_address: returns the tid
@@ -480,6 +488,13 @@ fn sys_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> i6
     };
     if flags & MAP_FIXED != 0 {
         mm::unmap_range(start, start + size);
+    }
+    if prot & 7 == 0 {
+        // PROT_NONE: address space only, backed when mprotect makes it accessible.
+        return match mm::reserve(start, start + size) {
+            Ok(()) => start as i64,
+            Err(()) => -ENOMEM,
+        };
     }
     if mm::map_range(start, start + size, mm::prot_flags(prot)).is_err() {
         mm::unmap_range(start, start + size);
@@ -933,22 +948,6 @@ fn sys_fstatat(fd: u64, path: u64, buf: u64) -> i64 {
         return -ENOENT;
     }
     sys_fstat(fd, buf)
-}
-
-/// sigaltstack: accepted (no signal is ever delivered); reports "disabled".
-fn sys_sigaltstack(old: u64) -> i64 {
-    const SS_DISABLE: i32 = 2;
-    if old != 0 {
-        if !mm::user_range_ok(old, 24, true) {
-            return -EFAULT;
-        }
-        // SAFETY: 24 bytes (stack_t) checked writable.
-        unsafe {
-            core::ptr::write_bytes(old as *mut u8, 0, 24);
-            core::ptr::write_unaligned((old + 8) as *mut i32, SS_DISABLE);
-        }
-    }
-    0
 }
 
 /// prlimit64 on the Keep itself: read-only. RLIMIT_STACK is the mapped stack;
