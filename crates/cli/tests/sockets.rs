@@ -178,6 +178,17 @@ fn socket_check(connect: bool, listen: bool) -> std::process::Output {
 }
 
 #[test]
+fn a_component_talks_tcp_through_wasi_sockets() {
+    let (o, got) = common::tcp_echo("process");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(got, b"ping from a component over wasi:sockets\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "ping from a component over wasi:sockets\n"
+    );
+}
+
+#[test]
 fn a_component_gets_tcp_to_and_from_declared_addresses_only() {
     let o = socket_check(true, true);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -104,3 +104,56 @@ pub fn connect_with_retry(port: u16, wait: std::time::Duration) -> std::net::Tcp
         }
     }
 }
+
+/// A manifest (in `dir`) declaring the given sockets: (kind, host, port).
+pub fn sockets_manifest(dir: &std::path::Path, sockets: &[(&str, &str, u16)]) -> String {
+    let mut toml = String::new();
+    for (i, (kind, host, port)) in sockets.iter().enumerate() {
+        let key = if *kind == "listen" { "addr" } else { "host" };
+        toml.push_str(&format!(
+            "[[sockets]]\nname = \"s{i}\"\nkind = \"{kind}\"\n{key} = \"{host}\"\nport = {port}\n"
+        ));
+    }
+    let manifest = dir.join("Keep.toml");
+    std::fs::write(&manifest, toml).unwrap();
+    manifest.to_string_lossy().into_owned()
+}
+
+/// tcp_echo_component.wasm (tests/fixtures/src/tcp_echo) connects to
+/// 127.0.0.1:47011, sends a 40-byte line, prints what comes back. Runs it on
+/// `backend` against an echo server on that port; returns the run and the bytes
+/// the server received.
+pub fn tcp_echo(backend: &str) -> (Output, Vec<u8>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:47011")
+        .expect("port 47011 (fixed in tcp_echo.wat) is free for the echo server");
+    let server = std::thread::spawn(move || {
+        let Ok((mut c, _)) = listener.accept() else {
+            return Vec::new();
+        };
+        let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+        let mut got = vec![0u8; 40];
+        if c.read_exact(&mut got).is_err() || c.write_all(&got).is_err() {
+            return Vec::new();
+        }
+        got
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = sockets_manifest(dir.path(), &[("connect", "127.0.0.1", 47011)]);
+    let o = run(
+        &[
+            "run",
+            "--backend",
+            backend,
+            "--manifest",
+            &manifest,
+            &fixture("tcp_echo_component.wasm"),
+        ],
+        None,
+    );
+    // If the workload never connected, this wakes the server (whose read then
+    // fails, so `got` is empty) instead of leaving the test waiting in accept.
+    let _ = std::net::TcpStream::connect("127.0.0.1:47011");
+    let got = server.join().unwrap_or_default();
+    (o, got)
+}

@@ -98,19 +98,20 @@ impl KvmBackend {
     ) -> Result<RunResult, LaunchError> {
         let started = Instant::now();
         let mut request = request;
-        if !request.spec.sockets.is_empty() && is_component(&request.workload) {
-            return Err(LaunchError::Unsupported(
-                "a preview 2 component cannot use declared sockets on the kvm backend yet \
-                 (wasi:sockets needs socket, bind and connect in the shim); \
-                 preview 1 modules can, or use --backend process"
-                    .into(),
-            ));
-        }
-        // Preopened sockets: the VMM binds and connects them before the Keep
-        // starts and serves them by handle; the exec opens socket i by the name
-        // /.keep/sock/<i>. Every byte crosses the host in clear.
-        let sockets = keep_vmm::SocketServer::open(&socket_specs(&request.spec)?)
-            .map_err(|e| LaunchError::Unsupported(e.to_string()))?;
+        // Sockets: a preview 1 module gets the declared sockets preopened (the VMM
+        // binds and connects them before the Keep starts and serves them by handle;
+        // the exec opens socket i by the name /.keep/sock/<i>). A preview 2
+        // component makes its own (wasi:sockets), and the VMM lets it bind, listen
+        // and connect only to the declared addresses. Every byte crosses the host
+        // in clear.
+        let component = is_component(&request.workload);
+        let specs = socket_specs(&request.spec)?;
+        let sockets = if component {
+            keep_vmm::SocketServer::dynamic(&specs)
+        } else {
+            keep_vmm::SocketServer::open(&specs)
+                .map_err(|e| LaunchError::Unsupported(e.to_string()))?
+        };
         let spec = &mut request.spec;
         // One thread in the Keep; no host directories to cache compiled code in.
         spec.parallel_compilation = false;
@@ -127,7 +128,7 @@ impl KvmBackend {
         }
         // With sockets, the exec's hidden placeholder directory (see p1_run) is an
         // empty read-only one the host makes, served after the declared ones.
-        let _holder = if spec.sockets.is_empty() {
+        let _holder = if spec.sockets.is_empty() || component {
             None
         } else {
             let d = EmptyDir::new().map_err(|e| {

@@ -1,15 +1,24 @@
-//! Preopened TCP sockets, served to the guest by handle (SOCKET host calls, see
-//! `abi::sock`). The VMM binds and connects the sockets the launch spec declares,
-//! before the Keep starts; the guest can accept on a listener, read, write, shut
-//! down, poll and close, nothing else (no new sockets, no addresses of its own).
+//! TCP sockets, served to the guest by handle (SOCKET host calls, see
+//! `abi::sock`). Two modes:
+//! - preopened (preview 1, [`SocketServer::open`]): the VMM binds and connects the
+//!   sockets the launch spec declares, before the Keep starts; the guest can accept
+//!   on a listener, read, write, shut down, poll and close, nothing else (no new
+//!   sockets, no addresses of its own);
+//! - dynamic (preview 2 `wasi:sockets`, [`SocketServer::dynamic`]): the guest opens
+//!   its own sockets and binds, listens and connects them, but only to the
+//!   addresses the spec declares (the host's own check, whatever the exec does):
+//!   a declared listen address exactly, a declared connect address exactly, and for
+//!   a connect the unspecified address of its family with port 0 (the implicit
+//!   bind of an outgoing connection). Anything else is -EACCES.
 //! Every host socket is non-blocking at the OS level: a call on a socket the
 //! guest left blocking waits here at most `sock::SLICE_MS` and then asks the shim
 //! to call again, so the watchdog's limits and kills still end the Keep.
 //! The host sees every byte: TCP payloads are in clear on this side.
 
 use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
@@ -40,6 +49,8 @@ pub struct SocketError {
 enum Sock {
     Listener(TcpListener),
     Stream(TcpStream),
+    /// Opened by the guest (dynamic mode), not yet listening or connecting.
+    Fresh(OwnedFd),
 }
 
 impl Sock {
@@ -47,6 +58,7 @@ impl Sock {
         match self {
             Sock::Listener(l) => l.as_fd(),
             Sock::Stream(s) => s.as_fd(),
+            Sock::Fresh(f) => f.as_fd(),
         }
     }
 }
@@ -61,11 +73,18 @@ struct Entry {
 pub struct SocketServer {
     handles: Vec<Option<Entry>>,
     declared: usize,
+    /// Dynamic mode: what the guest may bind and connect to.
+    allowed: Option<Vec<SocketSpec>>,
 }
 
 const EBADF: i64 = 9;
 const EAGAIN: i64 = 11;
 const EINVAL: i64 = 22;
+const EACCES: i64 = 13;
+const EAFNOSUPPORT: i64 = 97;
+const ENOPROTOOPT: i64 = 92;
+const EINPROGRESS: i64 = 115;
+const EALREADY: i64 = 114;
 const ENOSYS: i64 = 38;
 const EOPNOTSUPP: i64 = 95;
 const ENOTCONN: i64 = 107;
@@ -159,7 +178,60 @@ impl SocketServer {
         Ok(Self {
             declared: handles.len(),
             handles,
+            allowed: None,
         })
+    }
+
+    /// A server with no preopened sockets, where the guest opens its own and may
+    /// bind and connect them only to what `allowed` declares (see the module
+    /// comment).
+    pub fn dynamic(allowed: &[SocketSpec]) -> Self {
+        Self {
+            handles: Vec::new(),
+            declared: 0,
+            allowed: Some(allowed.to_vec()),
+        }
+    }
+
+    fn may_bind(&self, addr: SocketAddr) -> bool {
+        self.allowed.as_ref().is_some_and(|specs| {
+            specs.iter().any(|s| {
+                if s.listen {
+                    s.addr == addr
+                } else {
+                    addr.port() == 0
+                        && addr.ip().is_unspecified()
+                        && addr.is_ipv4() == s.addr.is_ipv4()
+                }
+            })
+        })
+    }
+
+    fn may_connect(&self, addr: SocketAddr) -> bool {
+        self.allowed
+            .as_ref()
+            .is_some_and(|specs| specs.iter().any(|s| !s.listen && s.addr == addr))
+    }
+
+    /// A free handle for `entry` (never a declared socket's).
+    fn insert(&mut self, entry: Entry) -> Option<usize> {
+        let free = self
+            .handles
+            .iter()
+            .skip(self.declared)
+            .position(Option::is_none)
+            .map(|i| i + self.declared);
+        match free {
+            Some(i) => {
+                self.handles[i] = Some(entry);
+                Some(i)
+            }
+            None if (self.handles.len() as u64) < op::MAX_HANDLES => {
+                self.handles.push(Some(entry));
+                Some(self.handles.len() - 1)
+            }
+            None => None,
+        }
     }
 
     /// The local address of declared socket `i` (a listener bound to port 0 learns
@@ -168,6 +240,7 @@ impl SocketServer {
         match &self.handles.get(i)?.as_ref()?.sock {
             Sock::Listener(l) => l.local_addr().ok(),
             Sock::Stream(s) => s.local_addr().ok(),
+            Sock::Fresh(_) => None,
         }
     }
 
@@ -193,7 +266,7 @@ impl SocketServer {
                     Some(Sock::Stream(s)) => {
                         s.shutdown(how).map_or_else(|e| io_err(&e), |()| reply(0))
                     }
-                    Some(Sock::Listener(_)) => reply(-ENOTCONN),
+                    Some(Sock::Listener(_) | Sock::Fresh(_)) => reply(-ENOTCONN),
                     None => reply(-EBADF),
                 }
             }
@@ -225,6 +298,12 @@ impl SocketServer {
                     Some(Sock::Listener(_)) => return reply(-ENOTCONN),
                     Some(Sock::Stream(s)) if w[1] == 0 => s.local_addr(),
                     Some(Sock::Stream(s)) => s.peer_addr(),
+                    Some(Sock::Fresh(f)) if w[1] == 0 => match rustix::net::getsockname(f) {
+                        Ok(a) => SocketAddr::try_from(a)
+                            .map_err(|_| io::Error::from_raw_os_error(EAFNOSUPPORT as i32)),
+                        Err(e) => Err(e.into()),
+                    },
+                    Some(Sock::Fresh(_)) => return reply(-ENOTCONN),
                     None => return reply(-EBADF),
                 };
                 match addr {
@@ -239,6 +318,26 @@ impl SocketServer {
                     Err(e) => io_err(&e),
                 }
             }
+            op::OPEN => self.open_socket(w[0]),
+            op::BIND | op::CONNECT => {
+                let Some(addr) = guest_sockaddr(data, w[1], w[2]) else {
+                    return reply(-EINVAL);
+                };
+                if operation == op::BIND {
+                    self.bind(w[0], addr)
+                } else {
+                    self.connect(w[0], addr)
+                }
+            }
+            op::LISTEN => self.listen(w[0], w[1]),
+            op::GETOPT => match self.entry(w[0]) {
+                Some(e) => get_option(e.sock.fd(), w[1], w[2]),
+                None => reply(-EBADF),
+            },
+            op::SETOPT => match self.entry(w[0]) {
+                Some(e) => set_option(e.sock.fd(), w[1], w[2], w[3] as u32 as i32),
+                None => reply(-EBADF),
+            },
             op::FIONREAD => match self.entry(w[0]).map(|e| &e.sock) {
                 Some(s) => match rustix::io::ioctl_fionread(s.fd()) {
                     Ok(n) => reply(n.min(i32::MAX as u64) as i64),
@@ -275,22 +374,8 @@ impl SocketServer {
         };
         // Accepted connections never take a declared socket's handle (the guest
         // opens those by number).
-        let free = self
-            .handles
-            .iter()
-            .skip(self.declared)
-            .position(Option::is_none)
-            .map(|i| i + self.declared);
-        let h = match free {
-            Some(i) => {
-                self.handles[i] = Some(entry);
-                i
-            }
-            None if (self.handles.len() as u64) < op::MAX_HANDLES => {
-                self.handles.push(Some(entry));
-                self.handles.len() - 1
-            }
-            None => return reply(-EMFILE),
+        let Some(h) = self.insert(entry) else {
+            return reply(-EMFILE);
         };
         let b = sockaddr(peer);
         data[OUT..OUT + b.len()].copy_from_slice(&b);
@@ -382,7 +467,7 @@ impl SocketServer {
                 match self.handles.get(h as usize).and_then(Option::as_ref) {
                     Some(e) => {
                         let flags = PollFlags::from_bits_truncate(events as _)
-                            & (PollFlags::IN | PollFlags::OUT | PollFlags::PRI);
+                            & (PollFlags::IN | PollFlags::OUT | PollFlags::PRI | PollFlags::RDHUP);
                         fds.push(PollFd::from_borrowed_fd(e.sock.fd(), flags));
                         which.push(i);
                     }
@@ -413,6 +498,244 @@ impl SocketServer {
             ret: ready as i64,
             val: [OUT as u64, waited, 0],
         }
+    }
+}
+
+impl SocketServer {
+    fn open_socket(&mut self, family: u64) -> RawReply {
+        if self.allowed.is_none() {
+            return reply(-EACCES);
+        }
+        let family = match family {
+            2 => rustix::net::AddressFamily::INET,
+            10 => rustix::net::AddressFamily::INET6,
+            _ => return reply(-EAFNOSUPPORT),
+        };
+        let fd = match rustix::net::socket_with(
+            family,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
+            None,
+        ) {
+            Ok(fd) => fd,
+            Err(e) => return reply(-i64::from(e.raw_os_error())),
+        };
+        let entry = Entry {
+            sock: Sock::Fresh(fd),
+            nonblocking: false,
+        };
+        match self.insert(entry) {
+            Some(h) => reply(h as i64),
+            None => reply(-EMFILE),
+        }
+    }
+
+    /// Replaces handle `h`'s socket by `f` of it (a fresh socket that started
+    /// listening or connecting).
+    fn morph(&mut self, h: u64, f: impl FnOnce(Sock) -> Sock) {
+        if let Some(slot) = usize::try_from(h)
+            .ok()
+            .and_then(|i| self.handles.get_mut(i))
+            && let Some(Entry { sock, nonblocking }) = slot.take()
+        {
+            *slot = Some(Entry {
+                sock: f(sock),
+                nonblocking,
+            });
+        }
+    }
+
+    fn bind(&mut self, h: u64, addr: SocketAddr) -> RawReply {
+        if !self.may_bind(addr) {
+            return reply(-EACCES);
+        }
+        match self.entry(h).map(|e| &e.sock) {
+            Some(Sock::Fresh(f)) => match rustix::net::bind(f, &addr) {
+                Ok(()) => reply(0),
+                Err(e) => reply(-i64::from(e.raw_os_error())),
+            },
+            Some(_) => reply(-EINVAL),
+            None => reply(-EBADF),
+        }
+    }
+
+    fn listen(&mut self, h: u64, backlog: u64) -> RawReply {
+        let Some(e) = self.entry(h) else {
+            return reply(-EBADF);
+        };
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        match &e.sock {
+            // Listening again only changes the backlog.
+            Sock::Listener(l) => match rustix::net::listen(l, backlog) {
+                Ok(()) => reply(0),
+                Err(err) => reply(-i64::from(err.raw_os_error())),
+            },
+            Sock::Fresh(f) => {
+                // Only a socket bound to an allowed address may listen (an unbound
+                // one would listen on an ephemeral port of every interface).
+                let bound = rustix::net::getsockname(f)
+                    .ok()
+                    .and_then(|a| SocketAddr::try_from(a).ok())
+                    .is_some_and(|a| a.port() != 0);
+                if !bound {
+                    return reply(-EACCES);
+                }
+                if let Err(err) = rustix::net::listen(f, backlog) {
+                    return reply(-i64::from(err.raw_os_error()));
+                }
+                self.morph(h, |s| match s {
+                    Sock::Fresh(f) => Sock::Listener(TcpListener::from(f)),
+                    other => other,
+                });
+                reply(0)
+            }
+            Sock::Stream(_) => reply(-EINVAL),
+        }
+    }
+
+    fn connect(&mut self, h: u64, addr: SocketAddr) -> RawReply {
+        if !self.may_connect(addr) {
+            return reply(-EACCES);
+        }
+        let Some(e) = self.entry(h) else {
+            return reply(-EBADF);
+        };
+        let nonblocking = e.nonblocking;
+        let first = match &e.sock {
+            Sock::Fresh(f) => rustix::net::connect(f, &addr),
+            Sock::Stream(s) => rustix::net::connect(s, &addr),
+            Sock::Listener(_) => return reply(-EINVAL),
+        };
+        // From here on the socket is a stream (connecting or connected).
+        if matches!(first, Ok(()) | Err(rustix::io::Errno::INPROGRESS)) {
+            self.morph(h, |s| match s {
+                Sock::Fresh(f) => Sock::Stream(TcpStream::from(f)),
+                other => other,
+            });
+        }
+        let errno = match first {
+            Ok(()) => return reply(0),
+            Err(rustix::io::Errno::ISCONN) if !nonblocking => return reply(0),
+            Err(err) => i64::from(err.raw_os_error()),
+        };
+        if nonblocking || (errno != EINPROGRESS && errno != EALREADY) {
+            return reply(-errno);
+        }
+        // A blocking connect: wait a slice for it to finish, then ask to be called
+        // again (which reports EALREADY while in progress, EISCONN when done).
+        let Some(e) = self.entry(h) else {
+            return reply(-EBADF);
+        };
+        let fd = e.sock.fd();
+        wait(fd, PollFlags::OUT, op::SLICE_MS);
+        match rustix::net::sockopt::socket_error(fd) {
+            Ok(Ok(())) => match rustix::net::getpeername(fd) {
+                Ok(Some(_)) => reply(0),
+                _ => retry(),
+            },
+            Ok(Err(err)) => reply(-i64::from(err.raw_os_error())),
+            Err(err) => reply(-i64::from(err.raw_os_error())),
+        }
+    }
+}
+
+/// The sockaddr the guest placed at (off, len) in the data area.
+fn guest_sockaddr(data: &[u8], off: u64, len: u64) -> Option<SocketAddr> {
+    let off = usize::try_from(off).ok()?;
+    let len = usize::try_from(len).ok()?;
+    if len as u64 > op::MAX_ADDR {
+        return None;
+    }
+    let b = data.get(off..off.checked_add(len)?)?;
+    let family = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match family {
+        2 if len >= 16 => {
+            let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+        }
+        10 if len >= 28 => {
+            let flow = u32::from_be_bytes(b[4..8].try_into().ok()?);
+            let ip: [u8; 16] = b[8..24].try_into().ok()?;
+            let scope = u32::from_le_bytes(b[24..28].try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                flow,
+                scope,
+            )))
+        }
+        _ => None,
+    }
+}
+
+const SOL_SOCKET: u64 = 1;
+const IPPROTO_IP: u64 = 0;
+const IPPROTO_TCP: u64 = 6;
+const IPPROTO_IPV6: u64 = 41;
+
+fn errno_reply(e: rustix::io::Errno) -> RawReply {
+    reply(-i64::from(e.raw_os_error()))
+}
+
+fn int_reply<T: TryInto<i64>>(r: rustix::io::Result<T>) -> RawReply {
+    match r {
+        Ok(v) => reply(
+            v.try_into()
+                .unwrap_or(i64::from(i32::MAX))
+                .clamp(0, i64::from(i32::MAX)),
+        ),
+        Err(e) => errno_reply(e),
+    }
+}
+
+/// The integer socket options a guest may read (others: -ENOPROTOOPT).
+fn get_option(fd: BorrowedFd<'_>, level: u64, name: u64) -> RawReply {
+    use rustix::net::sockopt as so;
+    match (level, name) {
+        (SOL_SOCKET, 2) => int_reply(so::socket_reuseaddr(fd).map(i64::from)),
+        (SOL_SOCKET, 3) => reply(1), // SO_TYPE: SOCK_STREAM
+        (SOL_SOCKET, 4) => match so::socket_error(fd) {
+            Ok(Ok(())) => reply(0),
+            Ok(Err(e)) => reply(i64::from(e.raw_os_error())),
+            Err(e) => errno_reply(e),
+        },
+        (SOL_SOCKET, 7) => int_reply(so::socket_send_buffer_size(fd)),
+        (SOL_SOCKET, 8) => int_reply(so::socket_recv_buffer_size(fd)),
+        (SOL_SOCKET, 9) => int_reply(so::socket_keepalive(fd).map(i64::from)),
+        (SOL_SOCKET, 30) => int_reply(so::socket_acceptconn(fd).map(i64::from)),
+        (IPPROTO_TCP, 1) => int_reply(so::tcp_nodelay(fd).map(i64::from)),
+        (IPPROTO_TCP, 4) => int_reply(so::tcp_keepidle(fd).map(|d| d.as_secs())),
+        (IPPROTO_TCP, 5) => int_reply(so::tcp_keepintvl(fd).map(|d| d.as_secs())),
+        (IPPROTO_TCP, 6) => int_reply(so::tcp_keepcnt(fd)),
+        (IPPROTO_IP, 2) => int_reply(so::ip_ttl(fd)),
+        (IPPROTO_IPV6, 16) => int_reply(so::ipv6_unicast_hops(fd)),
+        (IPPROTO_IPV6, 26) => int_reply(so::ipv6_v6only(fd).map(i64::from)),
+        _ => reply(-ENOPROTOOPT),
+    }
+}
+
+/// The integer socket options a guest may set (others: -ENOPROTOOPT).
+fn set_option(fd: BorrowedFd<'_>, level: u64, name: u64, v: i32) -> RawReply {
+    use rustix::net::sockopt as so;
+    let secs = || Duration::from_secs(v.max(0) as u64);
+    let r = match (level, name) {
+        (SOL_SOCKET, 2) => so::set_socket_reuseaddr(fd, v != 0),
+        (SOL_SOCKET, 7) => so::set_socket_send_buffer_size(fd, v.max(0) as usize),
+        (SOL_SOCKET, 8) => so::set_socket_recv_buffer_size(fd, v.max(0) as usize),
+        (SOL_SOCKET, 9) => so::set_socket_keepalive(fd, v != 0),
+        (IPPROTO_TCP, 1) => so::set_tcp_nodelay(fd, v != 0),
+        (IPPROTO_TCP, 4) => so::set_tcp_keepidle(fd, secs()),
+        (IPPROTO_TCP, 5) => so::set_tcp_keepintvl(fd, secs()),
+        (IPPROTO_TCP, 6) => so::set_tcp_keepcnt(fd, v.max(0) as u32),
+        (IPPROTO_IP, 2) => so::set_ip_ttl(fd, v.max(0) as u32),
+        (IPPROTO_IPV6, 16) => so::set_ipv6_unicast_hops(fd, u8::try_from(v).ok()),
+        (IPPROTO_IPV6, 26) => so::set_ipv6_v6only(fd, v != 0),
+        _ => return reply(-ENOPROTOOPT),
+    };
+    match r {
+        Ok(()) => reply(0),
+        Err(e) => errno_reply(e),
     }
 }
 

@@ -39,28 +39,39 @@ pub(crate) fn in_kvm_keep() -> bool {
     *KVM.get_or_init(|| std::env::var_os("KEEP_BACKEND").is_some_and(|v| v == "kvm"))
 }
 
+/// The KVM Keep's current-thread runtime (see `main`).
+static KVM_RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
+/// The runtime a component runs on inside the KVM Keep: `p2_run` drives the whole
+/// run with its `block_on`, the only way a current-thread runtime polls sockets.
+pub fn kvm_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    KVM_RUNTIME.get()
+}
+
 fn main() -> ExitCode {
     // wasmtime-wasi runs its host calls on an ambient tokio runtime, multi-threaded
     // unless one is already entered. A Keep has one thread: enter a current-thread
-    // runtime for the whole run. Its timers register (poll_oneoff with a clock
+    // runtime for the whole run, with I/O (preview 2 sockets; the shim serves
+    // epoll and eventfd). Its timers register (poll_oneoff with a clock
     // next to a ready descriptor); a lone sleep is slept on this thread
     // (`allow_blocking_current_thread`).
-    let runtime = in_kvm_keep().then(|| {
-        tokio::runtime::Builder::new_current_thread()
+    let _entered = if in_kvm_keep() {
+        match tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .enable_io()
             .build()
-            .map_err(|e| e.to_string())
-    });
-    let _entered = match &runtime {
-        Some(Ok(rt)) => Some(rt.enter()),
-        Some(Err(e)) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "keep-exec: cannot start the runtime: {e}"
-            );
-            return ExitCode::from(125);
+        {
+            Ok(rt) => Some(KVM_RUNTIME.get_or_init(|| rt).enter()),
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "keep-exec: cannot start the runtime: {e}"
+                );
+                return ExitCode::from(125);
+            }
         }
-        None => None,
+    } else {
+        None
     };
     let mut channel = match channel::adopt() {
         Ok(c) => c,

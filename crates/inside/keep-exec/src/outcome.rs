@@ -23,7 +23,7 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         Ok(k) => k,
         Err(message) => return failed(message, stats),
     };
-    let engine = match engine::build(spec) {
+    let engine = match engine::build(spec, kind) {
         Ok(e) => e,
         Err(e) => return failed(format!("cannot configure the runtime: {e:#}"), stats),
     };

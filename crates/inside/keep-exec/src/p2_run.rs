@@ -54,10 +54,26 @@ pub fn run(
         install_open_files_limit(&mut store, limit, spec.dirs.len());
     }
     let mut linker: Linker<State> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    let result = Command::instantiate(&mut store, component, &linker)
-        .context("the workload is not a wasi:cli/command component")
-        .and_then(|command| command.wasi_cli_run().call_run(&mut store));
+    let result = if let Some(rt) = crate::kvm_runtime() {
+        // In the KVM Keep: async, inside the current-thread runtime's block_on,
+        // which is what polls the sockets' readiness (epoll in the shim) while
+        // the component waits. (A sync call would wait in Handle::block_on, which
+        // on a current-thread runtime drives neither I/O nor timers.)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        rt.block_on(async {
+            let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
+                &mut store, component, &linker,
+            )
+            .await
+            .context("the workload is not a wasi:cli/command component")?;
+            command.wasi_cli_run().call_run(&mut store).await
+        })
+    } else {
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Command::instantiate(&mut store, component, &linker)
+            .context("the workload is not a wasi:cli/command component")
+            .and_then(|command| command.wasi_cli_run().call_run(&mut store))
+    };
     measured.peak_memory_bytes = store.data().limiter.peak();
     match result? {
         Ok(()) => Ok(0),

@@ -139,6 +139,22 @@ pub mod sock {
     pub const NAME: u64 = 10;
     /// w0 = handle. ret = bytes ready to read (ioctl FIONREAD), <= i32::MAX.
     pub const FIONREAD: u64 = 11;
+    /// A new TCP socket (preview 2 `wasi:sockets`), only when the VMM serves
+    /// sockets dynamically: w0 = family (2 AF_INET, 10 AF_INET6). ret = handle.
+    pub const OPEN: u64 = 12;
+    /// w0 = handle, w1/w2 = sockaddr (offset, len). The VMM allows only the
+    /// addresses the spec declares (see `SocketServer::dynamic`): -EACCES else.
+    pub const BIND: u64 = 13;
+    /// w0 = handle, w1 = backlog.
+    pub const LISTEN: u64 = 14;
+    /// w0 = handle, w1/w2 = sockaddr. Non-blocking: -EINPROGRESS, then -EALREADY
+    /// or 0 as Linux; blocking: waits in slices (RETRY).
+    pub const CONNECT: u64 = 15;
+    /// w0 = handle, w1 = level, w2 = option (a fixed list of integer options).
+    /// ret = the value (SO_ERROR: the pending error number, cleared).
+    pub const GETOPT: u64 = 16;
+    /// w0 = handle, w1 = level, w2 = option, w3 = value (as i32).
+    pub const SETOPT: u64 = 17;
     /// Handles the VMM hands out are below this.
     pub const MAX_HANDLES: u64 = 1024;
     /// Sockets a spec may declare.

@@ -21,9 +21,13 @@ pub enum File {
     /// A file or directory beneath a preopened directory, opened by the VMM: its
     /// handle number there (FILE host calls).
     Host(u32),
-    /// A preopened TCP socket, bound or connected by the VMM: its handle number
-    /// there (SOCKET host calls, see `socket`).
+    /// A TCP socket served by the VMM: its handle number there (SOCKET host
+    /// calls, see `socket`).
     Socket(u32),
+    /// An epoll instance (inside the Keep, see `epoll`): its index.
+    Epoll(u32),
+    /// An eventfd (inside the Keep): its index.
+    Event(u32),
 }
 
 impl File {
@@ -35,18 +39,29 @@ impl File {
             File::Channel => 3,
             File::Random => 4,
             File::Host(h) | File::Socket(h) => h,
+            File::Epoll(_) | File::Event(_) => u32::MAX,
         }
     }
     pub fn readable(self) -> bool {
         matches!(
             self,
-            File::Stdin | File::Channel | File::Random | File::Host(_) | File::Socket(_)
+            File::Stdin
+                | File::Channel
+                | File::Random
+                | File::Host(_)
+                | File::Socket(_)
+                | File::Event(_)
         )
     }
     pub fn writable(self) -> bool {
         matches!(
             self,
-            File::Stdout | File::Stderr | File::Channel | File::Host(_) | File::Socket(_)
+            File::Stdout
+                | File::Stderr
+                | File::Channel
+                | File::Host(_)
+                | File::Socket(_)
+                | File::Event(_)
         )
     }
     /// `st_mode` for fstat: the channel is a socket, stdio character devices.
@@ -55,6 +70,8 @@ impl File {
         const S_IFCHR: u32 = 0o020000;
         match self {
             File::Channel | File::Socket(_) => S_IFSOCK | 0o777,
+            // Anonymous inodes, as Linux reports them.
+            File::Epoll(_) | File::Event(_) => 0o600,
             _ => S_IFCHR | 0o620,
         }
     }
@@ -66,7 +83,9 @@ impl File {
         match self {
             File::Stdin | File::Random => O_RDONLY,
             File::Stdout | File::Stderr => O_WRONLY,
-            File::Channel | File::Host(_) | File::Socket(_) => O_RDWR,
+            File::Channel | File::Host(_) | File::Socket(_) | File::Epoll(_) | File::Event(_) => {
+                O_RDWR
+            }
         }
     }
 }
@@ -123,6 +142,7 @@ pub fn close(fd: u64) -> i64 {
     };
     match closed {
         Some(Slot { file, .. }) => {
+            crate::epoll::forget(fd as i32);
             release(file);
             0
         }
@@ -133,7 +153,10 @@ pub fn close(fd: u64) -> i64 {
 /// Closes host handle `h` (a file or a socket) in the VMM unless another
 /// descriptor still names it.
 fn release(file: File) {
-    if !matches!(file, File::Host(_) | File::Socket(_)) {
+    if !matches!(
+        file,
+        File::Host(_) | File::Socket(_) | File::Epoll(_) | File::Event(_)
+    ) {
         return;
     }
     let used = FDS.with(|t| t.iter().flatten().any(|s| s.file == file));
@@ -141,7 +164,10 @@ fn release(file: File) {
         let _ = match file {
             File::Host(h) => crate::file::close(h),
             File::Socket(h) => crate::socket::close(h),
-            _ => 0,
+            other => {
+                crate::epoll::release(other);
+                0
+            }
         };
     }
 }
@@ -189,6 +215,7 @@ pub fn dup_to(old: u64, new: u64, cloexec: bool) -> i64 {
         Ok(i) if i < MAX_FDS => {
             let old = FDS.with(|t| t[i].replace(Slot { file, cloexec }));
             if let Some(Slot { file, .. }) = old {
+                crate::epoll::forget(i as i32);
                 release(file);
             }
             i as i64

@@ -33,6 +33,8 @@ mod elf;
 #[cfg(panic = "abort")]
 mod entry;
 #[cfg(panic = "abort")]
+mod epoll;
+#[cfg(panic = "abort")]
 mod fd;
 #[cfg(panic = "abort")]
 mod file;

@@ -1,6 +1,8 @@
-//! Preopened TCP sockets, served by the host (SOCKET host calls, see `abi::sock`).
-//! The VMM binds and connects the sockets the launch spec declares; the exec
-//! opens declared socket `i` by the path `/.keep/sock/<i>` (`File::Socket`). The shim copies bytes and addresses
+//! TCP sockets, served by the host (SOCKET host calls, see `abi::sock`). Preview 1:
+//! the VMM binds and connects the sockets the launch spec declares; the exec
+//! opens declared socket `i` by the path `/.keep/sock/<i>` (`File::Socket`).
+//! Preview 2 (`wasi:sockets`): the exec makes its own with socket, bind, listen
+//! and connect, which the VMM allows only for the declared addresses. The shim copies bytes and addresses
 //! through the call block (never a pointer) and checks every reply: a handle out
 //! of range, a count larger than asked, data or an address outside the block or
 //! longer than a sockaddr_in6, or an absurd errno stops the Keep. The host sees
@@ -20,7 +22,6 @@ const ENOENT: i64 = 2;
 const EINVAL: i64 = 22;
 const EAGAIN: i64 = 11;
 const ENOTTY: i64 = 25;
-const ENOPROTOOPT: i64 = 92;
 const EOPNOTSUPP: i64 = 95;
 const REQ: usize = 64;
 const MSG_PEEK: u64 = 2;
@@ -172,6 +173,7 @@ fn recv(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
         return -EFAULT;
     }
     hostcall::flush();
+    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLIN);
     let max = (len as usize).min(DATA_CAPACITY - REQ);
     let r = call(
         op::RECV,
@@ -202,6 +204,7 @@ fn send(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
         return -EFAULT;
     }
     hostcall::flush();
+    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLOUT);
     let n = (len as usize).min(DATA_CAPACITY - REQ);
     // SAFETY: the user range was checked; REQ + n <= DATA_CAPACITY.
     unsafe { core::ptr::copy_nonoverlapping(buf as *const u8, hostcall::data().add(REQ), n) };
@@ -253,6 +256,7 @@ fn accept(h: u32, addr: u64, lenp: u64, flags: u64) -> i64 {
         return -EINVAL;
     }
     hostcall::flush();
+    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLIN);
     let r = call(op::ACCEPT, [u64::from(h), 0, 0, 0, 0, 0, 0, 0], 0);
     if r.ret < 0 {
         return checked_count(r.ret, 0, "host reply refused: socket handle out of range")
@@ -297,15 +301,9 @@ fn name(h: u32, peer: bool, addr: u64, lenp: u64) -> i64 {
     }
 }
 
-fn getsockopt(level: u64, name: u64, val: u64, lenp: u64) -> i64 {
-    const SOL_SOCKET: u64 = 1;
-    const SO_TYPE: u64 = 3;
-    const SO_ERROR: u64 = 4;
-    let v: u32 = match (level, name) {
-        (SOL_SOCKET, SO_TYPE) => 1, // SOCK_STREAM
-        (SOL_SOCKET, SO_ERROR) => 0,
-        _ => return -ENOPROTOOPT,
-    };
+/// getsockopt: integer options, read from the host's socket (SO_ERROR included,
+/// which the host clears as Linux does).
+fn getsockopt(h: u32, level: u64, name: u64, val: u64, lenp: u64) -> i64 {
     if !mm::user_range_ok(lenp, 4, true) {
         return -EFAULT;
     }
@@ -314,6 +312,16 @@ fn getsockopt(level: u64, name: u64, val: u64, lenp: u64) -> i64 {
     if room < 4 || !mm::user_range_ok(val, 4, true) {
         return -EINVAL;
     }
+    hostcall::flush();
+    let r = call(op::GETOPT, [u64::from(h), level, name, 0, 0, 0, 0, 0], 0);
+    let v = match checked_count(
+        r.ret,
+        i32::MAX as usize,
+        "host reply refused: socket option out of range",
+    ) {
+        Ok(v) => v as u32,
+        Err(e) => return e,
+    };
     // SAFETY: 4 bytes at val and lenp checked writable.
     unsafe {
         core::ptr::write_unaligned(val as *mut u32, v);
@@ -322,14 +330,88 @@ fn getsockopt(level: u64, name: u64, val: u64, lenp: u64) -> i64 {
     0
 }
 
-/// Options accepted without effect (the host's sockets keep theirs).
-fn setsockopt(level: u64, name: u64) -> i64 {
-    const SOL_SOCKET: u64 = 1;
-    const IPPROTO_TCP: u64 = 6;
-    match (level, name) {
-        (SOL_SOCKET, 2 | 9) | (IPPROTO_TCP, 1) => 0, // SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY
-        _ => -ENOPROTOOPT,
+/// setsockopt: integer options, set on the host's socket (the VMM allows a fixed
+/// list).
+fn setsockopt(h: u32, level: u64, name: u64, val: u64, len: u64) -> i64 {
+    if len < 4 {
+        return -EINVAL;
     }
+    if !mm::user_range_ok(val, 4, false) {
+        return -EFAULT;
+    }
+    // SAFETY: 4 bytes checked mapped.
+    let v = unsafe { core::ptr::read_unaligned(val as *const u32) };
+    hostcall::flush();
+    status(
+        call(
+            op::SETOPT,
+            [u64::from(h), level, name, u64::from(v), 0, 0, 0, 0],
+            0,
+        )
+        .ret,
+    )
+}
+
+/// socket(2): a TCP socket of the host's (preview 2; the VMM refuses when it
+/// serves preopened sockets only).
+fn socket(domain: u64, kind: u64, protocol: u64) -> i64 {
+    const AF_INET: u64 = 2;
+    const AF_INET6: u64 = 10;
+    const SOCK_STREAM: u64 = 1;
+    const EAFNOSUPPORT: i64 = 97;
+    const EPROTONOSUPPORT: i64 = 93;
+    if domain != AF_INET && domain != AF_INET6 {
+        return -EAFNOSUPPORT;
+    }
+    if kind & !(SOCK_CLOEXEC | SOCK_NONBLOCK) != SOCK_STREAM || (protocol != 0 && protocol != 6) {
+        return -EPROTONOSUPPORT;
+    }
+    hostcall::flush();
+    let r = call(op::OPEN, [domain, 0, 0, 0, 0, 0, 0, 0], 0);
+    let h = match checked_count(
+        r.ret,
+        op::MAX_HANDLES as usize - 1,
+        "host reply refused: socket handle out of range",
+    ) {
+        Ok(h) => h as u32,
+        Err(e) => return e,
+    };
+    let fd = fd::open(File::Socket(h), kind & SOCK_CLOEXEC != 0);
+    if fd < 0 {
+        let _ = close(h);
+        return fd;
+    }
+    if kind & SOCK_NONBLOCK != 0 {
+        let _ = set_nonblocking(h, true);
+    }
+    fd
+}
+
+/// bind/connect: the sockaddr goes to the host, which checks it against what the
+/// spec declares.
+fn with_addr(operation: u64, h: u32, addr: u64, len: u64) -> i64 {
+    if len < 2 || len > op::MAX_ADDR {
+        return -EINVAL;
+    }
+    if !mm::user_range_ok(addr, len, false) {
+        return -EFAULT;
+    }
+    hostcall::flush();
+    if operation == op::CONNECT {
+        crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLOUT);
+    }
+    // SAFETY: len <= MAX_ADDR bytes checked mapped; REQ + len fits the data area.
+    unsafe {
+        core::ptr::copy_nonoverlapping(addr as *const u8, hostcall::data().add(REQ), len as usize)
+    };
+    status(
+        call(
+            operation,
+            [u64::from(h), REQ as u64, len, 0, 0, 0, 0, 0],
+            len as usize,
+        )
+        .ret,
+    )
 }
 
 fn ioctl(h: u32, req: u64, arg: u64) -> i64 {
@@ -503,6 +585,37 @@ fn poll(fds: u64, nfds: u64, timeout_ms: Option<u64>) -> i64 {
     }
 }
 
+/// One POLL of host sockets (handle, events) for `epoll`, waiting up to `wait_ms`
+/// (u64::MAX: no limit; the host waits one slice at most). Returns each entry's
+/// revents and the milliseconds the host waited.
+pub fn poll_handles(entries: &[(u32, u16)], wait_ms: u64) -> Result<([u16; 256], u64), i64> {
+    let n = entries.len();
+    if n > 256 || REQ + 8 * n > DATA_CAPACITY {
+        return Err(-EINVAL);
+    }
+    for (i, &(h, events)) in entries.iter().enumerate() {
+        let rec = REQ + 8 * i;
+        // SAFETY: REQ + 8 * n <= DATA_CAPACITY (checked above).
+        unsafe {
+            core::ptr::write_unaligned(hostcall::data().add(rec) as *mut u32, h);
+            core::ptr::write_unaligned(
+                hostcall::data().add(rec + 4) as *mut u32,
+                u32::from(events),
+            );
+        }
+    }
+    let r = call(op::POLL, [0, n as u64, wait_ms, 0, 0, 0, 0, 0], 8 * n);
+    checked_count(r.ret, n, "host reply refused: poll count out of range")?;
+    let off = data_at(&r, 2 * n);
+    let mut out = [0u16; 256];
+    for (k, slot) in out.iter_mut().enumerate().take(n) {
+        // SAFETY: off + 2 * n is inside the data area (checked).
+        *slot =
+            unsafe { core::ptr::read_unaligned(hostcall::data().add(off + 2 * k) as *const u16) };
+    }
+    Ok((out, r.val[1].min(op::SLICE_MS)))
+}
+
 fn names_a_socket(fds: u64, nfds: u64) -> bool {
     if nfds > op::MAX_POLL || !mm::user_range_ok(fds, nfds * 8, false) || !fds.is_multiple_of(4) {
         return false;
@@ -534,13 +647,16 @@ pub fn dispatch(nr: u64, a: [u64; 6]) -> Option<i64> {
         }
         51 => name(sock(a[0])?, false, a[1], a[2]),
         52 => name(sock(a[0])?, true, a[1], a[2]),
-        54 => {
-            sock(a[0])?;
-            setsockopt(a[1], a[2])
-        }
-        55 => {
-            sock(a[0])?;
-            getsockopt(a[1], a[2], a[3], a[4])
+        54 => setsockopt(sock(a[0])?, a[1], a[2], a[3], a[4]),
+        55 => getsockopt(sock(a[0])?, a[1], a[2], a[3], a[4]),
+        41 => socket(a[0], a[1], a[2]),
+        49 => with_addr(op::BIND, sock(a[0])?, a[1], a[2]),
+        42 => with_addr(op::CONNECT, sock(a[0])?, a[1], a[2]),
+        50 => {
+            let h = sock(a[0])?;
+            hostcall::flush();
+            let backlog = (a[1] as i32).clamp(0, 4096) as u64;
+            status(call(op::LISTEN, [u64::from(h), backlog, 0, 0, 0, 0, 0, 0], 0).ret)
         }
         16 => ioctl(sock(a[0])?, a[1], a[2]),
         72 => fcntl(sock(a[0])?, a[1], a[2])?,

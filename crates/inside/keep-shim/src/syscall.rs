@@ -126,7 +126,12 @@ fn user_rsp() -> u64 {
 
 extern "C" fn dispatch(f: &mut Frame) {
     let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
-    // Preopened sockets (served by the host).
+    // epoll instances and eventfds (inside).
+    if let Some(ret) = crate::epoll::dispatch(f.rax, [a0, a1, a2, a3, a4, a5]) {
+        f.rax = ret as u64;
+        return;
+    }
+    // Sockets (served by the host).
     if let Some(ret) = crate::socket::dispatch(f.rax, [a0, a1, a2, a3, a4, a5]) {
         f.rax = ret as u64;
         return;
