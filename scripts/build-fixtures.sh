@@ -9,8 +9,8 @@
 #           tests/fixtures/not_wasm.wasm and truncated.wasm (invalid inputs),
 #           tests/fixtures/hello_component.wasm and open_many_component.wasm
 #           (those modules as WASI preview 2 wasi:cli/command components),
-#           tests/fixtures/socket_check_component.wasm and tcp_echo_component.wasm (hand-written
-#           canonical-ABI WAT in src/socket_check/ and src/tcp_echo/), and examples/hello.wasm (a copy of
+#           tests/fixtures/socket_check_component.wasm, tcp_echo_component.wasm and
+#           tcp_serve_component.wasm (hand-written canonical-ABI WAT in src/<name>/), and examples/hello.wasm (a copy of
 #           hello.wasm, source examples/hello.c, kept the same as the fixture).
 #
 # The outputs are committed: the tests never need these tools, only someone
@@ -116,7 +116,7 @@ for p in m["packages"]:
         exit 1
     }
     echo "Component (adapter $(basename "$adapter"), wasi-preview1-component-adapter-provider $ADAPTER_VERSION):"
-    # socket_check, tcp_echo: hand-written canonical-ABI modules (WAT) embedded with their own
+    # socket_check, tcp_echo, tcp_serve: hand-written canonical-ABI modules (WAT) embedded with their own
     # world, whose wasi:* packages are wasmtime-wasi's WIT of the same version.
     wit="$(mktemp -d)"
     wasi_wit="$(cd "$ROOT" && cargo metadata --format-version 1 --quiet |
@@ -127,7 +127,7 @@ for p in m["packages"]:
         print(p["manifest_path"].rsplit("/", 1)[0]); break')/src/p2/wit/deps"
     mkdir -p "$wit/deps"
     cp "$wasi_wit"/*.wit "$wit/deps/"
-    for hand in socket_check:socket-check tcp_echo:tcp-echo; do
+    for hand in socket_check:socket-check tcp_echo:tcp-echo tcp_serve:tcp-serve; do
         name="${hand%%:*}" world="${hand#*:}"
         cp "$SRC/$name/world.wit" "$wit/world.wit"
         wasm-tools parse "$SRC/$name/$name.wat" -o "$wit/core.wasm"

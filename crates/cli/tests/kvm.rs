@@ -639,6 +639,17 @@ fn a_component_gets_tcp_to_and_from_declared_addresses_only_on_kvm_as_on_process
 }
 
 #[test]
+fn a_component_serves_tcp_through_wasi_sockets_in_the_keep() {
+    if !have_kvm() {
+        return;
+    }
+    let (o, back) = common::tcp_serve("kvm");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(back, b"pong from the host to a Keep's listener\n");
+    assert_eq!(stdout(&o), "pong from the host to a Keep's listener\n");
+}
+
+#[test]
 fn a_component_talks_tcp_through_wasi_sockets_in_the_keep() {
     if !have_kvm() {
         return;

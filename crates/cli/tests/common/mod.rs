@@ -157,3 +157,36 @@ pub fn tcp_echo(backend: &str) -> (Output, Vec<u8>) {
     let got = server.join().unwrap_or_default();
     (o, got)
 }
+
+/// tcp_serve_component.wasm (tests/fixtures/src/tcp_serve) listens on
+/// 127.0.0.1:47013, echoes one 40-byte line and prints it. Runs it on `backend`,
+/// connects as the client; returns the run and what came back.
+pub fn tcp_serve(backend: &str) -> (Output, Vec<u8>) {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = sockets_manifest(dir.path(), &[("listen", "127.0.0.1", 47013)]);
+    let child = keep()
+        .args([
+            "run",
+            "--backend",
+            backend,
+            "--timeout",
+            "30s",
+            "--manifest",
+            &manifest,
+            &fixture("tcp_serve_component.wasm"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keep");
+    let mut c = connect_with_retry(47013, std::time::Duration::from_secs(20));
+    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+    c.write_all(b"pong from the host to a Keep's listener\n")
+        .unwrap();
+    let mut back = vec![0u8; 40];
+    if c.read_exact(&mut back).is_err() {
+        back.clear();
+    }
+    (child.wait_with_output().expect("wait keep"), back)
+}

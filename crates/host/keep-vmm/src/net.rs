@@ -742,3 +742,143 @@ fn set_option(fd: BorrowedFd<'_>, level: u64, name: u64, v: i32) -> RawReply {
 const fn op_request_data() -> usize {
     crate::abi::fs::REQUEST_DATA as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(listen: bool, addr: &str) -> SocketSpec {
+        SocketSpec {
+            name: "s".into(),
+            listen,
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn dynamic_sockets_bind_and_connect_only_what_is_declared() {
+        let s = SocketServer::dynamic(&[
+            spec(true, "127.0.0.1:47003"),
+            spec(false, "127.0.0.1:47001"),
+            spec(false, "[::1]:47005"),
+        ]);
+        let a = |x: &str| x.parse::<SocketAddr>().unwrap();
+        assert!(s.may_bind(a("127.0.0.1:47003")));
+        assert!(!s.may_bind(a("127.0.0.1:47004")));
+        assert!(!s.may_bind(a("0.0.0.0:47003")));
+        // The implicit bind of an outgoing connection, per family.
+        assert!(s.may_bind(a("0.0.0.0:0")));
+        assert!(s.may_bind(a("[::]:0")));
+        assert!(!s.may_bind(a("127.0.0.1:0")));
+        assert!(s.may_connect(a("127.0.0.1:47001")));
+        assert!(s.may_connect(a("[::1]:47005")));
+        assert!(!s.may_connect(a("127.0.0.1:47003")));
+        assert!(!s.may_connect(a("127.0.0.1:47002")));
+        let none = SocketServer::dynamic(&[spec(true, "127.0.0.1:47003")]);
+        assert!(!none.may_bind(a("0.0.0.0:0")), "no connect declared");
+    }
+
+    fn words(w: [u64; 3]) -> [u64; 8] {
+        [w[0], w[1], w[2], 0, 0, 0, 0, 0]
+    }
+
+    #[test]
+    fn preopened_servers_make_no_sockets_and_dynamic_ones_check_addresses() {
+        let mut data = vec![0u8; 4096];
+        let mut pre = SocketServer::open(&[]).unwrap();
+        assert_eq!(
+            pre.serve(op::OPEN, &words([2, 0, 0]), &mut data).ret,
+            -EACCES
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut s = SocketServer::dynamic(&[spec(false, &format!("127.0.0.1:{port}"))]);
+        assert_eq!(
+            s.serve(op::OPEN, &words([3, 0, 0]), &mut data).ret,
+            -EAFNOSUPPORT
+        );
+        let h = s.serve(op::OPEN, &words([2, 0, 0]), &mut data).ret;
+        assert!(h >= 0);
+        let h = h as u64;
+        // A listen before any allowed bind is refused (it would pick any port).
+        assert_eq!(
+            s.serve(op::LISTEN, &words([h, 8, 0]), &mut data).ret,
+            -EACCES
+        );
+        let put = |data: &mut [u8], a: SocketAddr| {
+            let b = sockaddr(a);
+            data[64..64 + b.len()].copy_from_slice(&b);
+            b.len() as u64
+        };
+        let other = SocketAddr::from(([127, 0, 0, 1], port.wrapping_add(1)));
+        let n = put(&mut data, other);
+        assert_eq!(
+            s.serve(op::CONNECT, &words([h, 64, n]), &mut data).ret,
+            -EACCES
+        );
+        assert_eq!(
+            s.serve(op::BIND, &words([h, 64, n]), &mut data).ret,
+            -EACCES
+        );
+        // The declared address: a non-blocking connect that completes.
+        assert_eq!(
+            s.serve(op::SET_NONBLOCK, &words([h, 1, 0]), &mut data).ret,
+            0
+        );
+        let n = put(&mut data, SocketAddr::from(([127, 0, 0, 1], port)));
+        let r = s.serve(op::CONNECT, &words([h, 64, n]), &mut data).ret;
+        assert!(r == 0 || r == -EINPROGRESS, "{r}");
+        let (_peer, _) = listener.accept().unwrap();
+        // SO_ERROR through GETOPT, then an option the VMM does not allow.
+        assert_eq!(s.serve(op::GETOPT, &words([h, 1, 4]), &mut data).ret, 0);
+        assert_eq!(
+            s.serve(op::SETOPT, &words([h, 1, 25]), &mut data).ret,
+            -ENOPROTOOPT,
+            "SO_BINDTODEVICE is not on the list"
+        );
+        // A sockaddr out of the data area or too long is EINVAL, not a panic.
+        assert_eq!(
+            s.serve(op::CONNECT, &words([h, 4090, 16]), &mut data).ret,
+            -EINVAL
+        );
+        assert_eq!(
+            s.serve(op::CONNECT, &words([h, 64, 29]), &mut data).ret,
+            -EINVAL
+        );
+        assert_eq!(
+            s.serve(op::CONNECT, &words([h, u64::MAX, 16]), &mut data)
+                .ret,
+            -EINVAL
+        );
+    }
+
+    #[test]
+    fn guest_sockaddrs_parse_defensively() {
+        let v4 = sockaddr("10.1.2.3:8080".parse().unwrap());
+        let v6 = sockaddr("[fe80::1%3]:443".parse().unwrap());
+        let mut data = vec![0u8; 64];
+        data[..16].copy_from_slice(&v4);
+        assert_eq!(
+            guest_sockaddr(&data, 0, 16),
+            Some("10.1.2.3:8080".parse().unwrap())
+        );
+        data[16..44].copy_from_slice(&v6);
+        assert_eq!(
+            guest_sockaddr(&data, 16, 28),
+            Some("[fe80::1%3]:443".parse().unwrap())
+        );
+        // Every truncation, a bad family, ranges outside the data.
+        for n in 0..16 {
+            assert_eq!(guest_sockaddr(&data, 0, n), None, "v4 cut to {n}");
+        }
+        for n in 0..28 {
+            assert_eq!(guest_sockaddr(&data, 16, n), None, "v6 cut to {n}");
+        }
+        data[0] = 1;
+        assert_eq!(guest_sockaddr(&data, 0, 16), None);
+        assert_eq!(guest_sockaddr(&data, 60, 16), None);
+        assert_eq!(guest_sockaddr(&data, u64::MAX, 16), None);
+        assert_eq!(guest_sockaddr(&data, 0, u64::MAX), None);
+    }
+}

@@ -97,7 +97,8 @@ pub fn builder(
 /// (as a bind to the unspecified address, port 0) and the remote address. So a
 /// declared connect also allows binding the unspecified address of its family to an
 /// ephemeral port; a component could then listen there, on a port it does not choose.
-/// Declared listen addresses are allowed exactly; nothing else is.
+/// Declared listen addresses are allowed exactly, for bind and then for listen,
+/// and accept connections from any peer; nothing else is.
 fn allow_declared_network(b: &mut WasiCtxBuilder, spec: &LaunchSpec) {
     let mut allowed: Vec<(SocketAddr, SocketKind)> = Vec::new();
     for s in &spec.sockets {
@@ -113,6 +114,14 @@ fn allow_declared_network(b: &mut WasiCtxBuilder, spec: &LaunchSpec) {
     b.socket_addr_check(move |addr, usage| {
         let ok = allowed.iter().any(|(a, kind)| match (kind, usage) {
             (SocketKind::Listen, SocketAddrUse::TcpBind) => *a == addr,
+            // start-listen checks the bound address (a declared port 0 was bound to
+            // an ephemeral port).
+            (SocketKind::Listen, SocketAddrUse::TcpListen) => {
+                a.ip() == addr.ip() && (a.port() == addr.port() || a.port() == 0)
+            }
+            // Accepting: `addr` is the peer's. A declared listener takes connections
+            // from anywhere (wasmtime resets the ones this refuses).
+            (SocketKind::Listen, SocketAddrUse::TcpAccept) => true,
             (SocketKind::Connect, SocketAddrUse::TcpConnect) => *a == addr,
             (SocketKind::Connect, SocketAddrUse::TcpBind) => {
                 addr.port() == 0 && addr.ip().is_unspecified() && addr.is_ipv4() == a.is_ipv4()

@@ -50,6 +50,7 @@ const NSIG: u64 = 64;
 const SIG_IGN: u64 = 1;
 const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_RESTORER: u64 = 0x0400_0000;
+const SA_RESETHAND: u64 = 0x8000_0000;
 const SS_ONSTACK: i32 = 1;
 const SS_DISABLE: i32 = 2;
 const SS_AUTODISARM: i32 = 1 << 31;
@@ -344,6 +345,9 @@ extern "C" fn deliver() -> ! {
         hostcall::log(b"signal: the handler's stack is not mapped; the fault stops the Keep");
         hostcall::fault(f.vector, f.error, f.rip, f.cr2)
     };
+    if act.flags & SA_RESETHAND != 0 {
+        ACTIONS.with(|a| a[sig as usize] = Action::default());
+    }
     // SAFETY: REGS and SIG_EXT are only touched on this path (no nesting); the
     // handler starts with the initial extended state, as on Linux.
     unsafe {
