@@ -36,7 +36,7 @@ pub use hostcall::{
     RelayServer, StdioServer,
 };
 pub use keep::{Exit, Keep, KeepConfig, Stats};
-pub use measure::launch_digest;
+pub use measure::{launch_digest, sha384};
 pub use net::{SocketError, SocketServer, SocketSpec};
 pub use watchdog::KillHandle;
 

@@ -108,3 +108,41 @@ fn bad_configurations_are_refused() {
         Err(Error::Config(_))
     ));
 }
+
+/// A copy of `bytes` at a page-aligned address (plus `shift`) that lives for the
+/// rest of the test program, as `launch_static` needs.
+fn static_copy(bytes: &[u8], shift: usize) -> &'static [u8] {
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; bytes.len() + 8192].into_boxed_slice());
+    let start = (4096 - buf.as_ptr() as usize % 4096) % 4096 + shift;
+    buf[start..start + bytes.len()].copy_from_slice(bytes);
+    &buf[start..start + bytes.len()]
+}
+
+#[test]
+fn a_payload_mapped_read_only_in_place_runs_and_measures_as_a_copy() {
+    if !have_kvm() {
+        return;
+    }
+    let payload = std::fs::read(fixture("signal")).expect("fixture");
+    assert!(payload.len() > 3 * 4096, "whole pages and a tail");
+    let hash = keep_vmm::sha384(&payload);
+    let run = |keep: Keep| {
+        let digest = keep.digest();
+        let mut server = StdioServer::capture(Vec::new());
+        let exit = keep.run(&mut server).expect("runs");
+        (exit.code, server.stdout, digest)
+    };
+    let copied = run(Keep::launch(config("signal", &[]), &payload).expect("launch"));
+    // Page-aligned: the whole pages are a read-only slot over these bytes.
+    let aligned = static_copy(&payload, 0);
+    let in_place =
+        run(Keep::launch_static(config("signal", &[]), aligned, hash).expect("launch_static"));
+    // Not aligned: copied, as with `launch`.
+    let shifted = static_copy(&payload, 8);
+    let fallback =
+        run(Keep::launch_static(config("signal", &[]), shifted, hash).expect("launch_static"));
+    assert_eq!(copied.0, 0);
+    assert!(!copied.1.is_empty());
+    assert_eq!(in_place, copied, "same exit, output and digest in place");
+    assert_eq!(fallback, copied, "same exit, output and digest when copied");
+}
