@@ -64,7 +64,7 @@ fn a_preopened_listener_accepts_and_echoes() {
          getsockname 0 len 16 family 2\n\
          poll 1 in 1\n\
          accept 1 len 16 loopback 1\n\
-         echoed 5000\n\
+         echoed 5000 spanning 1\n\
          getpeername 0 len 16\n\
          nonblock 1\n\
          recv after eof 0\n\

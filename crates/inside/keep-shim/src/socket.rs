@@ -172,21 +172,8 @@ fn recv(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
     if !mm::user_range_ok(buf, len, true) {
         return -EFAULT;
     }
-    hostcall::flush();
-    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLIN);
-    let max = (len as usize).min(DATA_CAPACITY - REQ);
-    let r = call(
-        op::RECV,
-        [u64::from(h), max as u64, flags & MSG_PEEK, 0, 0, 0, 0, 0],
-        0,
-    );
-    match checked_count(
-        r.ret,
-        max,
-        "host reply refused: socket read count out of range",
-    ) {
-        Ok(n) => {
-            let off = data_at(&r, n);
+    match recv_raw(h, len as usize, flags & MSG_PEEK) {
+        Ok((off, n)) => {
             // SAFETY: off + n is inside the data area (checked); n <= len bytes of
             // the user buffer were checked writable.
             unsafe { core::ptr::copy_nonoverlapping(hostcall::data().add(off), buf as *mut u8, n) };
@@ -196,6 +183,25 @@ fn recv(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
     }
 }
 
+/// One RECV of at most `max` bytes (capped at the data area): where they are in the
+/// data area and how many.
+fn recv_raw(h: u32, max: usize, flags: u64) -> Result<(usize, usize), i64> {
+    hostcall::flush();
+    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLIN);
+    let max = max.min(DATA_CAPACITY - REQ);
+    let r = call(
+        op::RECV,
+        [u64::from(h), max as u64, flags, 0, 0, 0, 0, 0],
+        0,
+    );
+    let n = checked_count(
+        r.ret,
+        max,
+        "host reply refused: socket read count out of range",
+    )?;
+    Ok((data_at(&r, n), n))
+}
+
 fn send(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
     if flags & !(MSG_NOSIGNAL) != 0 {
         return -EOPNOTSUPP;
@@ -203,11 +209,18 @@ fn send(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
     if !mm::user_range_ok(buf, len, false) {
         return -EFAULT;
     }
+    // Staged output first: it sits at the start of the data area.
     hostcall::flush();
-    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLOUT);
     let n = (len as usize).min(DATA_CAPACITY - REQ);
     // SAFETY: the user range was checked; REQ + n <= DATA_CAPACITY.
     unsafe { core::ptr::copy_nonoverlapping(buf as *const u8, hostcall::data().add(REQ), n) };
+    send_placed(h, n)
+}
+
+/// One SEND of the `n` bytes already placed at REQ in the data area (after a
+/// `hostcall::flush`).
+fn send_placed(h: u32, n: usize) -> i64 {
+    crate::epoll::attempted(File::Socket(h), crate::epoll::EPOLLOUT);
     let r = call(
         op::SEND,
         [u64::from(h), REQ as u64, n as u64, 0, 0, 0, 0, 0],
@@ -223,7 +236,8 @@ fn send(h: u32, buf: u64, len: u64, flags: u64) -> i64 {
     }
 }
 
-/// readv/writev: the first non-empty iovec only (a short count, as sockets may).
+/// readv/writev: as many buffers as fit in one host call (the data area), in order;
+/// a short count, as sockets may give.
 fn vectored(h: u32, iov: u64, cnt: u64, writing: bool) -> i64 {
     if cnt > 1024 {
         return -EINVAL;
@@ -231,24 +245,70 @@ fn vectored(h: u32, iov: u64, cnt: u64, writing: bool) -> i64 {
     if !mm::user_range_ok(iov, cnt * 16, false) {
         return -EFAULT;
     }
-    for i in 0..cnt {
+    let entry = |i: u64| {
         // SAFETY: the iovec array was checked mapped.
-        let (base, len) = unsafe {
+        unsafe {
             (
                 core::ptr::read_unaligned((iov + 16 * i) as *const u64),
                 core::ptr::read_unaligned((iov + 16 * i + 8) as *const u64),
             )
-        };
-        if len == 0 {
+        }
+    };
+    let cap = DATA_CAPACITY - REQ;
+    // Staged output first: it sits at the start of the data area.
+    hostcall::flush();
+    // The buffers that fit, each checked (readable to send, writable to receive).
+    let mut total = 0usize;
+    for i in 0..cnt {
+        let (base, len) = entry(i);
+        let take = (len as usize).min(cap - total);
+        if take == 0 {
+            if total == cap {
+                break;
+            }
             continue;
         }
-        return if writing {
-            send(h, base, len, 0)
-        } else {
-            recv(h, base, len, 0)
-        };
+        if !mm::user_range_ok(base, take as u64, !writing) {
+            return -EFAULT;
+        }
+        if writing {
+            // SAFETY: `take` bytes at base checked mapped; REQ + total + take <= the
+            // data area.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    base as *const u8,
+                    hostcall::data().add(REQ + total),
+                    take,
+                )
+            };
+        }
+        total += take;
     }
-    0
+    if total == 0 {
+        return 0;
+    }
+    if writing {
+        return send_placed(h, total);
+    }
+    let (off, n) = match recv_raw(h, total, 0) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    // Scatter the n bytes over the buffers, in order.
+    let mut done = 0usize;
+    let mut i = 0;
+    while done < n && i < cnt {
+        let (base, len) = entry(i);
+        let take = (len as usize).min(n - done);
+        // SAFETY: these bytes of the buffer were checked writable above (n <=
+        // total); off + n is inside the data area.
+        unsafe {
+            core::ptr::copy_nonoverlapping(hostcall::data().add(off + done), base as *mut u8, take)
+        };
+        done += take;
+        i += 1;
+    }
+    n as i64
 }
 
 fn accept(h: u32, addr: u64, lenp: u64, flags: u64) -> i64 {
