@@ -40,6 +40,38 @@ pub use measure::{launch_digest, sha384};
 pub use net::{SocketError, SocketServer, SocketSpec};
 pub use watchdog::KillHandle;
 
+/// Entry points for the fuzz targets (`fuzz/fuzz_targets/vmm_requests.rs`): the
+/// VMM's parsers of what the guest writes into the call block. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static BLOCK: RefCell<Vec<u8>> =
+            RefCell::new(vec![0; crate::abi::CALL_BLOCK_SIZE as usize]);
+    }
+
+    /// Parses `bytes` as the start of a call block (the rest zero): whether it is a
+    /// request the VMM would serve, and the pending-output record.
+    pub fn parse_call_block(bytes: &[u8]) -> (bool, bool) {
+        BLOCK.with(|b| {
+            let mut block = b.borrow_mut();
+            block.fill(0);
+            let n = bytes.len().min(block.len());
+            block[..n].copy_from_slice(&bytes[..n]);
+            (
+                crate::hostcall::parse(&block).is_ok(),
+                crate::hostcall::pending_output(&block).is_some(),
+            )
+        })
+    }
+
+    /// The sockaddr a guest placed at (off, len) in a SOCKET request's data.
+    pub fn guest_sockaddr(data: &[u8], off: u64, len: u64) -> Option<std::net::SocketAddr> {
+        crate::net::guest_sockaddr(data, off, len)
+    }
+}
+
 /// Guest path under which the exec in a KVM Keep opens preopened directory `i`
 /// (`/.keep/dir/<i>`); the VMM's [`FileServer`] serves it.
 pub fn preopen_guest_source(i: usize) -> String {

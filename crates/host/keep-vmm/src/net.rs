@@ -640,7 +640,7 @@ impl SocketServer {
 }
 
 /// The sockaddr the guest placed at (off, len) in the data area.
-fn guest_sockaddr(data: &[u8], off: u64, len: u64) -> Option<SocketAddr> {
+pub(crate) fn guest_sockaddr(data: &[u8], off: u64, len: u64) -> Option<SocketAddr> {
     let off = usize::try_from(off).ok()?;
     let len = usize::try_from(len).ok()?;
     if len as u64 > op::MAX_ADDR {
