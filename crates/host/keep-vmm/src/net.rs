@@ -10,6 +10,7 @@
 //!   a declared listen address exactly, a declared connect address exactly, and for
 //!   a connect the unspecified address of its family with port 0 (the implicit
 //!   bind of an outgoing connection). Anything else is -EACCES.
+//!
 //! Every host socket is non-blocking at the OS level: a call on a socket the
 //! guest left blocking waits here at most `sock::SLICE_MS` and then asks the shim
 //! to call again, so the watchdog's limits and kills still end the Keep.

@@ -7,7 +7,7 @@ use wasmtime::{Config, Engine};
 
 /// Builds the engine for one launch. Epoch interruption is only compiled in when a
 /// CPU budget is set, so unlimited runs pay nothing for it.
-pub fn build(spec: &LaunchSpec, kind: WorkloadKind) -> Result<Engine> {
+pub fn build(spec: &LaunchSpec) -> Result<Engine> {
     let mut config = Config::new();
     config.parallel_compilation(spec.parallel_compilation);
     config.epoch_interruption(spec.limits.cpu_ms.is_some());
@@ -20,9 +20,6 @@ pub fn build(spec: &LaunchSpec, kind: WorkloadKind) -> Result<Engine> {
         // and guard pages, and loads and stores need no explicit bounds checks.
         config.parallel_compilation(false);
         config.memory_init_cow(false);
-        // A component runs as async inside the runtime's block_on (see p2_run), so
-        // that its sockets are driven on the Keep's only thread.
-        config.async_support(kind == WorkloadKind::Component);
         return Engine::new(&config);
     }
     if let Some(dir) = &spec.compile_cache_dir {

@@ -23,7 +23,7 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         Ok(k) => k,
         Err(message) => return failed(message, stats),
     };
-    let engine = match engine::build(spec, kind) {
+    let engine = match engine::build(spec) {
         Ok(e) => e,
         Err(e) => return failed(format!("cannot configure the runtime: {e:#}"), stats),
     };
@@ -75,33 +75,6 @@ fn failed(message: String, stats: RunStats) -> ExitReport {
     ExitReport {
         outcome: Outcome::Failed { message },
         stats,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::compress_backtrace;
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn backtraces_fold_repeats_and_stay_short() {
-        assert_eq!(
-            compress_backtrace(&names(&["h", "g", "f"])),
-            names(&["h", "g", "f"])
-        );
-        let mut deep = vec!["recurse".to_string(); 5000];
-        deep.push("_start".into());
-        assert_eq!(
-            compress_backtrace(&deep),
-            names(&["recurse x5000", "_start"])
-        );
-        let many: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
-        let short = compress_backtrace(&many);
-        assert_eq!(short.len(), 17);
-        assert_eq!(short[16], "... 84 more frames");
     }
 }
 
@@ -178,4 +151,31 @@ pub fn one_line(err: &wasmtime::Error) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compress_backtrace;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn backtraces_fold_repeats_and_stay_short() {
+        assert_eq!(
+            compress_backtrace(&names(&["h", "g", "f"])),
+            names(&["h", "g", "f"])
+        );
+        let mut deep = vec!["recurse".to_string(); 5000];
+        deep.push("_start".into());
+        assert_eq!(
+            compress_backtrace(&deep),
+            names(&["recurse x5000", "_start"])
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
+        let short = compress_backtrace(&many);
+        assert_eq!(short.len(), 17);
+        assert_eq!(short[16], "... 84 more frames");
+    }
 }
