@@ -106,6 +106,9 @@ fn traps_and_bad_workloads() {
     assert_one_line(&o, 134, &["h_inner <- g_middle <- f_outer <- _start"]);
     let o = same_on_both(&[&fixture("trap_div_zero.wasm")], None);
     assert_one_line(&o, 134, &["divide by zero"]);
+    // A guard-page fault in the Keep, delivered as SIGSEGV to wasmtime's handler.
+    let o = same_on_both(&[&fixture("trap_oob.wasm")], None);
+    assert_one_line(&o, 134, &["out of bounds memory access", "peek <- _start"]);
     let o = same_on_both(&[&fixture("stack_overflow.wasm")], None);
     assert_one_line(&o, 134, &["call stack exhausted"]);
     for f in ["missing_import.wasm", "not_start.wasm", "truncated.wasm"] {
