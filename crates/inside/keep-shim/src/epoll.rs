@@ -301,14 +301,14 @@ fn epoll_wait(epfd: u64, events: u64, max: u64, timeout_ms: Option<u64>) -> i64 
                 Err(e) => return e,
             }
         } else if wait == 0 {
-            ([0u16; MAX_WATCHES], 0)
+            ([0u16; crate::socket::MAX_POLL_HANDLES], 0)
         } else if wait == u64::MAX {
             hostcall::abort(
                 "deadlock: epoll_wait without a timeout and nothing that could become ready",
             )
         } else {
             hostcall::sleep(wait.saturating_mul(1_000_000));
-            ([0u16; MAX_WATCHES], wait)
+            ([0u16; crate::socket::MAX_POLL_HANDLES], wait)
         };
         // Report, disarming edge-triggered events.
         let mut count = 0u64;

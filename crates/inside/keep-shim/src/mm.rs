@@ -82,8 +82,8 @@ fn free_frame(pa: u64) {
     });
 }
 
-/// The PTE for `va`, creating the intermediate tables when `create`.
-fn pte(va: u64, create: bool) -> Option<*mut u64> {
+/// The PTE for `va`, creating the intermediate tables it needs.
+fn pte_create(va: u64) -> Option<*mut u64> {
     if va >= USER_TOP {
         return None;
     }
@@ -94,9 +94,6 @@ fn pte(va: u64, create: bool) -> Option<*mut u64> {
         // SAFETY: `table` is a page-table frame owned by the shim.
         let e = unsafe { *entry };
         if e & PTE_P == 0 {
-            if !create {
-                return None;
-            }
             let t = alloc_frame()?;
             // SAFETY: as above; the new table is zeroed.
             unsafe { *entry = t | PTE_P | PTE_W | PTE_U | PTE_AD };
@@ -157,7 +154,7 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
         if va >= end {
             break Ok(());
         }
-        let Some(p) = pte(va, true) else {
+        let Some(p) = pte_create(va) else {
             break Err(());
         };
         // SAFETY: p points at the PTE of `va` in a shim-owned table.
@@ -191,7 +188,7 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
 
 /// Maps `va` to the existing frame `pa` (the payload's own bytes, mapped in place).
 pub fn map_frame(va: u64, pa: u64, flags: u64) -> Result<(), ()> {
-    let p = pte(va, true).ok_or(())?;
+    let p = pte_create(va).ok_or(())?;
     // SAFETY: p points at the PTE of `va` in a shim-owned table; `pa` is a page of
     // the payload image, which the frame allocator never hands out.
     unsafe { *p = (pa & ADDR_MASK) | flags | PTE_U | PTE_AD };
@@ -383,7 +380,7 @@ pub fn user_range_ok(ptr: u64, len: u64, write: bool) -> bool {
     }
     let mut va = ptr & !(PAGE_SIZE - 1);
     while va < end {
-        let Some(p) = pte(va, false) else {
+        let Ok(p) = pte_or_next(va) else {
             return false;
         };
         // SAFETY: p points at a PTE in a shim-owned table.

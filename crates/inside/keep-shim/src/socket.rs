@@ -538,48 +538,48 @@ fn poll(fds: u64, nfds: u64, timeout_ms: Option<u64>) -> i64 {
         return -EFAULT;
     }
     hostcall::flush();
+    // struct pollfd is { int fd; short events; short revents; }; the array was
+    // checked mapped and writable.
+    let entry = |i: u64| {
+        let at = fds + 8 * i;
+        // SAFETY: inside the checked array, 4-byte aligned.
+        let (fdn, events) = unsafe {
+            (
+                core::ptr::read(at as *const i32),
+                core::ptr::read((at + 4) as *const u16),
+            )
+        };
+        let file = if fdn < 0 {
+            None
+        } else {
+            Some(fd::get(fdn as u64))
+        };
+        (at, file, events)
+    };
     let mut left = timeout_ms;
     loop {
         // Local verdicts first; sockets listed for the host.
         let mut local_ready = 0i64;
+        let mut host = [(0u32, 0u16); MAX_POLL_HANDLES];
         let mut host_n = 0usize;
         for i in 0..nfds {
-            let entry = fds + 8 * i;
-            // SAFETY: the array was checked mapped and writable; struct pollfd is
-            // { int fd; short events; short revents; }.
-            let (fdn, events) = unsafe {
-                (
-                    core::ptr::read(entry as *const i32),
-                    core::ptr::read((entry + 4) as *const u16),
-                )
-            };
-            let revents = if fdn < 0 {
-                0
-            } else {
-                match fd::get(fdn as u64) {
-                    Ok(File::Socket(h)) => {
-                        let rec = REQ + 8 * host_n;
-                        // SAFETY: REQ + 8 * nfds <= DATA_CAPACITY (checked above).
-                        unsafe {
-                            core::ptr::write_unaligned(hostcall::data().add(rec) as *mut u32, h);
-                            core::ptr::write_unaligned(
-                                hostcall::data().add(rec + 4) as *mut u32,
-                                u32::from(events),
-                            );
-                        }
-                        host_n += 1;
-                        0
-                    }
-                    Ok(f) => {
-                        let can = if f.readable() { POLLIN } else { 0 }
-                            | if f.writable() { POLLOUT } else { 0 };
-                        events & can
-                    }
-                    Err(_) => POLLNVAL,
+            let (at, file, events) = entry(i);
+            let revents = match file {
+                None => 0,
+                Some(Ok(File::Socket(h))) => {
+                    host[host_n] = (h, events);
+                    host_n += 1;
+                    0
                 }
+                Some(Ok(f)) => {
+                    let can = if f.readable() { POLLIN } else { 0 }
+                        | if f.writable() { POLLOUT } else { 0 };
+                    events & can
+                }
+                Some(Err(_)) => POLLNVAL,
             };
-            // SAFETY: as above.
-            unsafe { core::ptr::write((entry + 6) as *mut u16, revents) };
+            // SAFETY: inside the checked array.
+            unsafe { core::ptr::write((at + 6) as *mut u16, revents) };
             if revents != 0 {
                 local_ready += 1;
             }
@@ -589,54 +589,31 @@ fn poll(fds: u64, nfds: u64, timeout_ms: Option<u64>) -> i64 {
         } else {
             left.map_or(u64::MAX, |l| l)
         };
-        let r = call(
-            op::POLL,
-            [0, host_n as u64, wait, 0, 0, 0, 0, 0],
-            8 * host_n,
-        );
-        let ready =
-            match checked_count(r.ret, host_n, "host reply refused: poll count out of range") {
-                Ok(n) => n,
-                Err(e) => return e,
-            };
-        let off = data_at(&r, 2 * host_n);
+        let (revents, waited) = match poll_handles(&host[..host_n], wait) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
         let mut k = 0usize;
-        let mut counted = 0usize;
+        let mut counted = 0i64;
         for i in 0..nfds {
-            let entry = fds + 8 * i;
-            // SAFETY: as above.
-            let (fdn, events) = unsafe {
-                (
-                    core::ptr::read(entry as *const i32),
-                    core::ptr::read((entry + 4) as *const u16),
-                )
-            };
-            if fdn < 0 || !matches!(fd::get(fdn as u64), Ok(File::Socket(_))) {
+            let (at, file, events) = entry(i);
+            if !matches!(file, Some(Ok(File::Socket(_)))) || k >= host_n {
                 continue;
             }
-            if k >= host_n {
-                break;
-            }
-            // SAFETY: off + 2 * host_n is inside the data area (checked).
-            let rev = unsafe {
-                core::ptr::read_unaligned(hostcall::data().add(off + 2 * k) as *const u16)
-            };
-            let rev = rev & (events | POLLERR | POLLHUP | POLLNVAL);
+            let rev = revents[k] & (events | POLLERR | POLLHUP | POLLNVAL);
             k += 1;
-            // SAFETY: as above.
-            unsafe { core::ptr::write((entry + 6) as *mut u16, rev) };
+            // SAFETY: inside the checked array.
+            unsafe { core::ptr::write((at + 6) as *mut u16, rev) };
             if rev != 0 {
                 counted += 1;
             }
         }
-        let _ = ready;
-        let total = local_ready + counted as i64;
+        let total = local_ready + counted;
         if total > 0 || wait == 0 {
             return total;
         }
         if let Some(l) = left {
-            let waited = r.val[1].clamp(1, op::SLICE_MS);
-            let rest = l.saturating_sub(waited);
+            let rest = l.saturating_sub(waited.max(1));
             if rest == 0 {
                 return 0;
             }
@@ -645,12 +622,18 @@ fn poll(fds: u64, nfds: u64, timeout_ms: Option<u64>) -> i64 {
     }
 }
 
-/// One POLL of host sockets (handle, events) for `epoll`, waiting up to `wait_ms`
-/// (u64::MAX: no limit; the host waits one slice at most). Returns each entry's
-/// revents and the milliseconds the host waited.
-pub fn poll_handles(entries: &[(u32, u16)], wait_ms: u64) -> Result<([u16; 256], u64), i64> {
+/// Most sockets one POLL asks about (poll's `nfds` limit).
+pub const MAX_POLL_HANDLES: usize = op::MAX_POLL as usize;
+
+/// One POLL of host sockets (handle, events), waiting up to `wait_ms` (u64::MAX:
+/// no limit; the host waits one slice at most). Returns each entry's revents and
+/// the milliseconds the host waited.
+pub fn poll_handles(
+    entries: &[(u32, u16)],
+    wait_ms: u64,
+) -> Result<([u16; MAX_POLL_HANDLES], u64), i64> {
     let n = entries.len();
-    if n > 256 || REQ + 8 * n > DATA_CAPACITY {
+    if n > MAX_POLL_HANDLES || REQ + 8 * n > DATA_CAPACITY {
         return Err(-EINVAL);
     }
     for (i, &(h, events)) in entries.iter().enumerate() {
@@ -667,7 +650,7 @@ pub fn poll_handles(entries: &[(u32, u16)], wait_ms: u64) -> Result<([u16; 256],
     let r = call(op::POLL, [0, n as u64, wait_ms, 0, 0, 0, 0, 0], 8 * n);
     checked_count(r.ret, n, "host reply refused: poll count out of range")?;
     let off = data_at(&r, 2 * n);
-    let mut out = [0u16; 256];
+    let mut out = [0u16; MAX_POLL_HANDLES];
     for (k, slot) in out.iter_mut().enumerate().take(n) {
         // SAFETY: off + 2 * n is inside the data area (checked).
         *slot =
