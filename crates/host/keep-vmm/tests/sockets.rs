@@ -140,3 +140,118 @@ fn hostile_socket_replies_are_refused() {
     });
     refused(SEND, "socket write count out of range", |r| r.ret = 1 << 20);
 }
+
+/// An echo server for one connection: reads 5 bytes, sends them back, waits for EOF.
+fn echo_once() -> (u16, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let t = std::thread::spawn(move || {
+        if let Ok((mut c, _)) = l.accept() {
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut b = [0u8; 5];
+            if c.read_exact(&mut b).is_ok() {
+                let _ = c.write_all(&b);
+                let _ = c.read_to_end(&mut Vec::new());
+            }
+        }
+    });
+    (port, t)
+}
+
+#[test]
+fn epoll_eventfd_and_own_sockets_as_natively() {
+    if !have_kvm() {
+        return;
+    }
+    let (port, t) = echo_once();
+    let (native, code) = common::run_native("epoll", &[&port.to_string()], b"");
+    t.join().expect("native server");
+    assert_eq!(code, Some(0));
+
+    // In the Keep the program's socket is the VMM's, allowed to connect only there.
+    let (port, t) = echo_once();
+    let mut s = StdioServer::capture(Vec::new());
+    s.sockets = Some(SocketServer::dynamic(&[SocketSpec {
+        name: "echo".into(),
+        listen: false,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }]));
+    let payload = std::fs::read(fixture("epoll")).expect("fixture");
+    let keep = Keep::launch(config("epoll", &[&port.to_string()]), &payload).expect("launch");
+    let exit = keep.run(&mut s).expect("run");
+    t.join().expect("keep server");
+    assert_eq!(exit.code, 0, "{}", String::from_utf8_lossy(&s.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&s.stdout),
+        String::from_utf8_lossy(&native)
+    );
+    assert!(String::from_utf8_lossy(&native).contains("echo 5 hello"));
+}
+
+#[test]
+fn a_socket_the_guest_makes_reaches_only_declared_addresses() {
+    if !have_kvm() {
+        return;
+    }
+    // Nothing declared: the connect is refused by the VMM (EACCES), so the echo
+    // never comes; the program still ends normally.
+    let (port, t) = echo_once();
+    let mut s = StdioServer::capture(Vec::new());
+    s.sockets = Some(SocketServer::dynamic(&[]));
+    let payload = std::fs::read(fixture("epoll")).expect("fixture");
+    let keep = Keep::launch(config("epoll", &[&port.to_string()]), &payload).expect("launch");
+    let exit = keep.run(&mut s).expect("run");
+    let _ = TcpStream::connect(("127.0.0.1", port)); // wake the server
+    t.join().expect("server");
+    assert_eq!(exit.code, 0);
+    let out = String::from_utf8_lossy(&s.stdout);
+    assert!(out.contains("connect started 0"), "{out}");
+    assert!(out.contains("echo 0"), "{out}");
+}
+
+/// As `refused`, on the `epoll` fixture (a socket the guest makes itself).
+fn refused_own_socket(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
+    let (port, t) = echo_once();
+    let mut inner = StdioServer::capture(Vec::new());
+    inner.sockets = Some(SocketServer::dynamic(&[SocketSpec {
+        name: "echo".into(),
+        listen: false,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }]));
+    let mut s = Hostile {
+        inner,
+        tamper: |o: u64, r: &mut RawReply| {
+            if o == op {
+                tamper(r)
+            }
+        },
+    };
+    let payload = std::fs::read(fixture("epoll")).expect("fixture");
+    let keep = Keep::launch(config("epoll", &[&port.to_string()]), &payload).expect("launch");
+    let result = keep.run(&mut s);
+    drop(s);
+    let _ = TcpStream::connect(("127.0.0.1", port)); // wake the server if it waits
+    let _ = t.join();
+    match result {
+        Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
+        other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
+    }
+}
+
+const OPEN: u64 = 12;
+const CONNECT: u64 = 15;
+const GETOPT: u64 = 16;
+
+#[test]
+fn hostile_replies_about_own_sockets_are_refused() {
+    if !have_kvm() {
+        return;
+    }
+    refused_own_socket(OPEN, "socket handle out of range", |r| r.ret = 1024);
+    refused_own_socket(OPEN, "socket handle out of range", |r| r.ret = -100_000);
+    refused_own_socket(CONNECT, "socket status out of range", |r| r.ret = 3);
+    refused_own_socket(GETOPT, "socket option out of range", |r| {
+        r.ret = i64::from(u32::MAX)
+    });
+    refused_own_socket(POLL, "poll count out of range", |r| r.ret = 5);
+}
