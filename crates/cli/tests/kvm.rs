@@ -646,10 +646,7 @@ fn a_component_serves_tcp_through_wasi_sockets_in_the_keep() {
     if !have_kvm() {
         return;
     }
-    let (o, back) = common::tcp_serve("kvm");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(back, b"pong from the host to a Keep's listener\n");
-    assert_eq!(stdout(&o), "pong from the host to a Keep's listener\n");
+    common::assert_tcp_serve("kvm");
 }
 
 #[test]
@@ -657,10 +654,7 @@ fn a_component_talks_tcp_through_wasi_sockets_in_the_keep() {
     if !have_kvm() {
         return;
     }
-    let (o, got) = common::tcp_echo("kvm");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(got, b"ping from a component over wasi:sockets\n");
-    assert_eq!(stdout(&o), "ping from a component over wasi:sockets\n");
+    common::assert_tcp_echo("kvm");
 }
 
 #[test]

@@ -119,11 +119,19 @@ pub fn sockets_manifest(dir: &std::path::Path, sockets: &[(&str, &str, u16)]) ->
     manifest.to_string_lossy().into_owned()
 }
 
+/// Asserts that a TCP fixture exited 0, that `line` crossed the connection and
+/// that the workload printed it.
+fn assert_tcp_line(o: &Output, crossed: &[u8], line: &str) {
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    assert_eq!(String::from_utf8_lossy(crossed), line);
+    assert_eq!(stdout(o), line);
+}
+
 /// tcp_echo_component.wasm (tests/fixtures/src/tcp_echo) connects to
 /// 127.0.0.1:47011, sends a 40-byte line, prints what comes back. Runs it on
-/// `backend` against an echo server on that port; returns the run and the bytes
-/// the server received.
-pub fn tcp_echo(backend: &str) -> (Output, Vec<u8>) {
+/// `backend` against an echo server on that port and checks the line went there
+/// and back.
+pub fn assert_tcp_echo(backend: &str) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:47011")
         .expect("port 47011 (fixed in tcp_echo.wat) is free for the echo server");
@@ -155,13 +163,13 @@ pub fn tcp_echo(backend: &str) -> (Output, Vec<u8>) {
     // fails, so `got` is empty) instead of leaving the test waiting in accept.
     let _ = std::net::TcpStream::connect("127.0.0.1:47011");
     let got = server.join().unwrap_or_default();
-    (o, got)
+    assert_tcp_line(&o, &got, "ping from a component over wasi:sockets\n");
 }
 
 /// tcp_serve_component.wasm (tests/fixtures/src/tcp_serve) listens on
 /// 127.0.0.1:47013, echoes one 40-byte line and prints it. Runs it on `backend`,
-/// connects as the client; returns the run and what came back.
-pub fn tcp_serve(backend: &str) -> (Output, Vec<u8>) {
+/// connects as the client and checks the line came back.
+pub fn assert_tcp_serve(backend: &str) {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let manifest = sockets_manifest(dir.path(), &[("listen", "127.0.0.1", 47013)]);
@@ -188,5 +196,6 @@ pub fn tcp_serve(backend: &str) -> (Output, Vec<u8>) {
     if c.read_exact(&mut back).is_err() {
         back.clear();
     }
-    (child.wait_with_output().expect("wait keep"), back)
+    let o = child.wait_with_output().expect("wait keep");
+    assert_tcp_line(&o, &back, "pong from the host to a Keep's listener\n");
 }

@@ -104,6 +104,11 @@ fn refused(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
     // Closing the sockets ends the client's conversation.
     drop(s);
     let _ = c.join();
+    assert_refused(result, op, what);
+}
+
+/// The shim stopped the Keep, saying `what` about operation `op`'s reply.
+fn assert_refused(result: Result<keep_vmm::Exit, Error>, op: u64, what: &str) {
     match result {
         Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
         other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
@@ -232,10 +237,7 @@ fn refused_own_socket(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
     drop(s);
     let _ = TcpStream::connect(("127.0.0.1", port)); // wake the server if it waits
     let _ = t.join();
-    match result {
-        Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
-        other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
-    }
+    assert_refused(result, op, what);
 }
 
 const OPEN: u64 = 12;
