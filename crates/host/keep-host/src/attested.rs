@@ -117,14 +117,13 @@ impl KvmBackend {
         let vcpu = std::thread::Builder::new()
             .name("keep-vcpu".into())
             .spawn(move || -> Result<i32, keep_vmm::Error> {
-                let keep =
-                    match Keep::launch_with_payload_hash(config, ExecImage::bytes(), exec_hash()) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            let _ = launched_tx.send(Err(e.to_string()));
-                            return Err(e);
-                        }
-                    };
+                let keep = match Keep::launch_static(config, ExecImage::bytes(), exec_hash()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        let _ = launched_tx.send(Err(e.to_string()));
+                        return Err(e);
+                    }
+                };
                 let _ = launched_tx.send(Ok((keep.kill_handle(), keep.digest())));
                 // The exec's own stdio carries nothing in an attested launch (its
                 // output is sealed on the channel): dropped.
@@ -323,6 +322,10 @@ impl AttestedKeep {
                 if k.vcpu.as_ref().is_some_and(|t| !t.is_finished()) {
                     k.kill.kill();
                 }
+                // The vCPU thread may be blocked relaying a write of the exec's onto
+                // the channel, which nobody reads any more (e.g. past the output
+                // cap): closing our end fails that write, so the kill is seen.
+                let _ = self.channel.shutdown(std::net::Shutdown::Both);
                 k.join();
             }
         }
