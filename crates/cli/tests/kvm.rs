@@ -688,3 +688,43 @@ fn a_keep_blocked_in_accept_stops_at_the_wall_clock_limit() {
     assert!(stderr(&o).contains("wall-clock"), "{}", stderr(&o));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn a_limit_stops_the_keep_even_when_nobody_reads_its_output() {
+    if !have_kvm() {
+        return;
+    }
+    // stdout is a pipe this test never reads: the writer blocks, the queue fills,
+    // and the vCPU thread waits on it. The wall-clock limit must still end the run
+    // (it once hung here until the reader read), as on the process backend.
+    for backend in ["process", "kvm"] {
+        let started = std::time::Instant::now();
+        let mut child = common::keep()
+            .args([
+                "run",
+                "--backend",
+                backend,
+                "--timeout",
+                "1s",
+                &fixture("flood.wasm"),
+                "--",
+                "1000",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let status = status.unwrap_or_else(|| panic!("{backend}: still running after 20 s"));
+        assert_eq!(status.code(), Some(153), "{backend}");
+    }
+}

@@ -171,6 +171,7 @@ impl KvmBackend {
                 move || -> Result<(i32, Duration, keep_vmm::Stats), keep_vmm::Error> {
                     let keep = Keep::launch_static(config, ExecImage::bytes(), exec_hash())?;
                     let kill = keep.kill_handle();
+                    let kill_all = kill.clone();
                     let _ = kill_tx.send((kill.clone(), keep.digest()));
                     let counter = Counter {
                         total: output2,
@@ -197,8 +198,13 @@ impl KvmBackend {
                     // host's conversation ends too, and the output queues: everything
                     // the Keep wrote is out before the host reports how it ended.
                     drop(server);
-                    let _ = out_writer.join();
-                    let _ = err_writer.join();
+                    // After a kill or a limit, a writer blocked on a reader that
+                    // stopped reading is left behind (it ends with the process)
+                    // rather than holding up the report; otherwise all is written.
+                    let stopping = kill_all.is_killed();
+                    for w in [out_writer, err_writer] {
+                        join_writer(w, stopping);
+                    }
                     result.map(|exit| (exit.code, cpu, exit.stats))
                 },
             )
@@ -347,36 +353,86 @@ struct Counter {
 /// by a writer thread, so the guest fills its next call block while the host
 /// writes the last one (and a slow reader does not stall every exit).
 struct Counted {
-    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    queue: Arc<Queue>,
     counter: Counter,
 }
 
 /// Blocks in flight per stream before the vCPU waits for the writer.
 const WRITE_QUEUE: usize = 8;
 
+/// The blocks between the vCPU thread and a writer thread. A full queue makes the
+/// vCPU wait, but never past a kill or a limit: a reader that stopped reading (a
+/// full pipe) cannot hold up the Keep's stop.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<(std::collections::VecDeque<Vec<u8>>, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Queue {
+    /// Queues a block; false when the Keep is being stopped and the queue stays full.
+    fn push(&self, block: Vec<u8>, kill: &KillHandle) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.0.len() >= WRITE_QUEUE {
+            if kill.is_killed() {
+                return false;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(5))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        st.0.push_back(block);
+        self.changed.notify_all();
+        true
+    }
+
+    /// The next block, or None once closed and drained.
+    fn pop(&self) -> Option<Vec<u8>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(b) = st.0.pop_front() {
+                self.changed.notify_all();
+                return Some(b);
+            }
+            if st.1 {
+                return None;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.changed.notify_all();
+    }
+}
+
 impl Counted {
     fn start(sink: std::fs::File, counter: Counter) -> (Self, std::thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
+        let queue = Arc::new(Queue::default());
         // A bigger pipe (as the process backend's relay asks for) when the sink is one.
         let _ = rustix::pipe::fcntl_setpipe_size(&sink, 1 << 20);
+        let q = queue.clone();
         let writer = std::thread::spawn(move || {
             let mut sink = sink;
             // After the reader went away (`| head`) output is dropped, as the
             // process backend does, so the workload is not stopped by a closed pipe.
             let mut sink_ok = true;
-            for block in rx {
+            while let Some(block) = q.pop() {
                 if sink_ok && sink.write_all(&block).is_err() {
                     sink_ok = false;
                 }
             }
         });
-        (
-            Self {
-                tx: Some(tx),
-                counter,
-            },
-            writer,
-        )
+        (Self { queue, counter }, writer)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
@@ -398,11 +454,9 @@ impl Write for Counted {
                 c.kill.kill();
             }
         }
-        if !pass.is_empty()
-            && let Some(tx) = &self.tx
-            && tx.send(pass.to_vec()).is_err()
-        {
-            self.tx = None;
+        if !pass.is_empty() {
+            // Dropped only when the Keep is being stopped and nobody reads.
+            let _ = self.queue.push(pass.to_vec(), &c.kill);
         }
         Ok(buf.len())
     }
@@ -410,6 +464,21 @@ impl Write for Counted {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Joins an output writer; when the Keep is being stopped, waits at most 0.5 s for it
+/// (a reader that stopped reading would block it forever) and then leaves it.
+fn join_writer(writer: std::thread::JoinHandle<()>, stopping: bool) {
+    if stopping {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !writer.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !writer.is_finished() {
+            return;
+        }
+    }
+    let _ = writer.join();
 }
 
 /// CPU time of the calling thread (the vCPU thread: guest time included).

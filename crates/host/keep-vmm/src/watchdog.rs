@@ -43,6 +43,13 @@ impl KillHandle {
     pub fn kill(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
+
+    /// Whether the Keep is being stopped: killed, or past a limit (the watchdog
+    /// sets this too when it fires). A host-call server that could block (on a
+    /// slow reader of the Keep's output, say) checks it so it never holds up the stop.
+    pub fn is_killed(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 pub struct Watchdog {
@@ -97,6 +104,7 @@ impl Watchdog {
                 };
                 if reason != 0 {
                     let _ = fired2.compare_exchange(0, reason, Ordering::SeqCst, Ordering::SeqCst);
+                    kill.kill();
                     // SAFETY: see `Target`: the vCPU (and its kvm_run) outlives this thread.
                     unsafe {
                         std::ptr::write_volatile(target.run, 1);
