@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{config, fixture, have_kvm, run_native};
-use keep_vmm::{Error, FileServer, HostCall, HostCallServer, Keep, RawReply, StdioServer};
+use common::{Hostile, assert_refused, config, fixture, have_kvm, run_native};
+use keep_vmm::{Error, FileServer, HostCallServer, Keep, RawReply, StdioServer};
 
 fn tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().expect("tempdir");
@@ -59,35 +59,15 @@ fn read_only_preopen_refuses_changes() {
     assert!(!d.path().join("made").exists());
 }
 
-struct Hostile<F: FnMut(u64, &mut RawReply)> {
-    inner: StdioServer,
-    tamper: F,
-}
-
-impl<F: FnMut(u64, &mut RawReply)> HostCallServer for Hostile<F> {
-    fn serve(&mut self, call: &HostCall, data: &mut [u8]) -> RawReply {
-        let mut reply = self.inner.serve(call, data);
-        if let HostCall::File { op, .. } = call {
-            (self.tamper)(*op, &mut reply);
-        }
-        reply
-    }
-}
-
 fn refused(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
     let d = tree();
     let mut s = Hostile {
         inner: server(d.path(), true),
-        tamper: |o: u64, r: &mut RawReply| {
-            if o == op {
-                tamper(r)
-            }
-        },
+        socket: false,
+        op,
+        tamper,
     };
-    match run(&mut s) {
-        Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
-        other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
-    }
+    assert_refused(run(&mut s), op, what);
 }
 
 // Operation numbers (abi::fs).

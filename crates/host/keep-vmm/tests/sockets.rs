@@ -7,10 +7,8 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 
-use common::{config, fixture, have_kvm};
-use keep_vmm::{
-    Error, HostCall, HostCallServer, Keep, RawReply, SocketServer, SocketSpec, StdioServer,
-};
+use common::{Hostile, assert_refused, config, fixture, have_kvm};
+use keep_vmm::{Error, HostCallServer, Keep, RawReply, SocketServer, SocketSpec, StdioServer};
 
 fn server() -> (StdioServer, SocketAddr) {
     let sockets = SocketServer::open(&[SocketSpec {
@@ -74,45 +72,20 @@ fn a_preopened_listener_accepts_and_echoes() {
     );
 }
 
-struct Hostile<F: FnMut(u64, &mut RawReply)> {
-    inner: StdioServer,
-    tamper: F,
-}
-
-impl<F: FnMut(u64, &mut RawReply)> HostCallServer for Hostile<F> {
-    fn serve(&mut self, call: &HostCall, data: &mut [u8]) -> RawReply {
-        let mut reply = self.inner.serve(call, data);
-        if let HostCall::Socket { op, .. } = call {
-            (self.tamper)(*op, &mut reply);
-        }
-        reply
-    }
-}
-
 fn refused(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
     let (inner, addr) = server();
     let c = client(addr, b"hello");
     let mut s = Hostile {
         inner,
-        tamper: |o: u64, r: &mut RawReply| {
-            if o == op {
-                tamper(r)
-            }
-        },
+        socket: true,
+        op,
+        tamper,
     };
     let result = run(&mut s);
     // Closing the sockets ends the client's conversation.
     drop(s);
     let _ = c.join();
     assert_refused(result, op, what);
-}
-
-/// The shim stopped the Keep, saying `what` about operation `op`'s reply.
-fn assert_refused(result: Result<keep_vmm::Exit, Error>, op: u64, what: &str) {
-    match result {
-        Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
-        other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
-    }
 }
 
 // Operation numbers (abi::sock).
@@ -225,11 +198,9 @@ fn refused_own_socket(op: u64, what: &str, tamper: impl Fn(&mut RawReply)) {
     }]));
     let mut s = Hostile {
         inner,
-        tamper: |o: u64, r: &mut RawReply| {
-            if o == op {
-                tamper(r)
-            }
-        },
+        socket: true,
+        op,
+        tamper,
     };
     let payload = std::fs::read(fixture("epoll")).expect("fixture");
     let keep = Keep::launch(config("epoll", &[&port.to_string()]), &payload).expect("launch");

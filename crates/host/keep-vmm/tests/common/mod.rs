@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use keep_vmm::{Error, Exit, Keep, KeepConfig, StdioServer};
+use keep_vmm::{Error, Exit, HostCall, HostCallServer, Keep, KeepConfig, RawReply, StdioServer};
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -68,5 +68,37 @@ trait Arg0 {
 impl Arg0 for Command {
     fn arg0(&mut self, name: &str) -> &mut Self {
         std::os::unix::process::CommandExt::arg0(self, name)
+    }
+}
+
+/// A hostile host: serves like `inner`, then lets `tamper` change its reply to
+/// FILE operation `op` (SOCKET operation `op` with `socket`).
+pub struct Hostile<F: Fn(&mut RawReply)> {
+    pub inner: StdioServer,
+    pub socket: bool,
+    pub op: u64,
+    pub tamper: F,
+}
+
+impl<F: Fn(&mut RawReply)> HostCallServer for Hostile<F> {
+    fn serve(&mut self, call: &HostCall, data: &mut [u8]) -> RawReply {
+        let mut reply = self.inner.serve(call, data);
+        let op = match call {
+            HostCall::File { op, .. } if !self.socket => Some(*op),
+            HostCall::Socket { op, .. } if self.socket => Some(*op),
+            _ => None,
+        };
+        if op == Some(self.op) {
+            (self.tamper)(&mut reply);
+        }
+        reply
+    }
+}
+
+/// The shim stopped the Keep, saying `what` about operation `op`'s reply.
+pub fn assert_refused(result: Result<Exit, Error>, op: u64, what: &str) {
+    match result {
+        Err(Error::ShimAbort(msg)) => assert!(msg.contains(what), "{msg:?} should say {what:?}"),
+        other => panic!("expected a refusal ({what}) for op {op}, got {other:?}"),
     }
 }
