@@ -278,7 +278,9 @@ pub struct VerifyArgs {
     /// PEM with the ASK or ASVK (and optionally the ARK); by default the ones built in.
     #[arg(long, value_name = "PEM")]
     pub chain: Option<PathBuf>,
-    /// An AMD CRL signed by the ARK (DER or PEM); may be repeated.
+    /// An AMD CRL (DER or PEM); may be repeated. Each is used when the chain's ARK
+    /// (or ASK) issued it and reported as not applicable otherwise; without one,
+    /// revocation is reported as not checked.
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
     /// A raw Intel DCAP quote: TDX (v4, v5) or SGX (v3).

@@ -199,14 +199,25 @@ fn print_text(v: &Verification, now: UnixTime, verbose: bool) {
         ("evidence checks", &v.evidence),
         ("policy rules", &v.policy),
     ] {
-        let failed: Vec<_> = checks.failures().collect();
-        let passed = checks.len() - failed.len();
-        println!("{title}: {passed} passed, {} failed", failed.len());
+        let failed = checks.failures().count();
+        let skipped = checks.iter().filter(|c| c.skipped.is_some()).count();
+        let passed = checks.len() - failed - skipped;
+        let skipped = if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        };
+        println!("{title}: {passed} passed, {failed} failed{skipped}");
+        // Failures, skipped checks and notes always; plain passes with -v.
         for c in checks.iter() {
-            if !c.passed {
-                println!("  FAIL {}: {}", c.name, c.detail);
-            } else if verbose {
-                println!("  ok   {}", c.name);
+            match (c.passed, c.skipped) {
+                (false, _) => println!("  FAIL {}: {}", c.name, c.detail),
+                (true, Some(why)) => {
+                    println!("  {} {}: {}", why.text().to_uppercase(), c.name, c.detail)
+                }
+                (true, None) if !c.detail.is_empty() => println!("  note {}: {}", c.name, c.detail),
+                (true, None) if verbose => println!("  ok   {}", c.name),
+                (true, None) => {}
             }
         }
     }

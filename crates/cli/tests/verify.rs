@@ -339,3 +339,53 @@ fn bad_input_gets_one_line_and_status_125() {
     let o = snp_virtee(&["--report-data", "zz"]);
     assert_one_line(&o, 125, &["--report-data"]);
 }
+
+#[test]
+fn crls_are_chosen_by_issuer_and_missing_ones_are_reported_as_not_checked() {
+    // milan-virtee's chain is ARK-Milan -> SEV-Milan; crl1 is ARK-Milan's CRL (current
+    // until 2023-05-09), crl0 ARK-Genoa's: another product line's, not applicable.
+    let (milan, genoa) = (
+        vector("snp/genoa-revoked-ask/crl1.der"),
+        vector("snp/genoa-revoked-ask/crl0.der"),
+    );
+    let check = |v: &Value, name: &str| -> Value {
+        v["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let o = snp_virtee(&[
+        "--now",
+        "2023-05-01",
+        "--crl",
+        &genoa,
+        "--crl",
+        &milan,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v = json_of(&o);
+    assert!(failed_names(&v, "evidence").is_empty(), "{v}");
+    assert_eq!(check(&v, "snp.crl.revocation")["passed"], true, "{v}");
+    assert!(check(&v, "snp.crl.revocation")["skipped"].is_null(), "{v}");
+    let na = check(&v, "snp.crl.applicable");
+    assert_eq!(na["skipped"], "not-applicable", "{v}");
+    assert!(na["detail"].as_str().unwrap().contains("ARK-Genoa"), "{na}");
+
+    // The Genoa CRL alone: nothing applies, so revocation was not checked; said in text.
+    let o = snp_virtee(&["--now", "2023-05-01", "--crl", &genoa]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("NOT APPLICABLE snp.crl.applicable"), "{out}");
+    assert!(out.contains("NOT CHECKED snp.crl.revocation"), "{out}");
+
+    // No CRL at all: a named check says revocation was not checked.
+    let o = snp_virtee(&["--now", "2025-01-01", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let r = check(&json_of(&o), "snp.crl.revocation");
+    assert_eq!(r["skipped"], "not-checked", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("not checked"), "{r}");
+}

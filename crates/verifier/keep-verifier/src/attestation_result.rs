@@ -14,7 +14,8 @@
 //!
 //! The appraisal's status is the worst tier in its trust vector. The claims read from
 //! the evidence travel as `ear.veraison.annotated-evidence`-style attester claims, and
-//! every failed check by name as the verifier claim `keep.failed`.
+//! every failed check by name as the verifier claim `keep.failed`, every skipped one
+//! (e.g. `snp.crl.revocation` without a CRL) as `keep.skipped`.
 
 use std::collections::BTreeMap;
 
@@ -154,6 +155,18 @@ pub fn to_ear(v: &Verification, now: UnixTime, nonce: Option<&str>) -> Ear {
         appraisal
             .verifier_claims
             .insert("keep.failed".to_owned(), RawValue::Array(failed));
+    }
+    let skipped: Vec<RawValue> = v
+        .evidence
+        .iter()
+        .chain(v.policy.iter())
+        .filter(|c| c.skipped.is_some())
+        .map(|c| RawValue::String(c.name.clone()))
+        .collect();
+    if !skipped.is_empty() {
+        appraisal
+            .verifier_claims
+            .insert("keep.skipped".to_owned(), RawValue::Array(skipped));
     }
 
     // Built field by field: `Ear::new` would read the clock, and `now` is an input.

@@ -7,7 +7,7 @@
 //!   "tee": "sev-snp" / "tdx" / "sgx",
 //!   "evidence": bstr,              ; SNP ATTESTATION_REPORT, or a DCAP quote
 //!   ? "certs": [* bstr],           ; SNP: VCEK or VLEK first, then ASK/ASVK (+ ARK), DER
-//!   ? "crls": [* bstr],            ; SNP: ARK-signed CRLs, DER
+//!   ? "crls": [* bstr],            ; SNP: CRLs of the ARK or ASK, DER (others skipped)
 //!   ? "collateral": bstr,          ; DCAP: QuoteCollateralV3 JSON, as served by a PCCS
 //! }
 //! ```

@@ -22,7 +22,7 @@ pub mod time;
 mod tlv;
 
 pub use cache::SignatureCache;
-pub use check::{Check, Checks};
+pub use check::{Check, Checks, Skipped};
 pub use time::UnixTime;
 pub mod dcap;
 pub mod insecure;

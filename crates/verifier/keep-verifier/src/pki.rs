@@ -527,6 +527,12 @@ impl Crl {
         common_name(&self.issuer)
     }
 
+    /// Whether this CRL names `cert`'s subject as its issuer (says nothing of the
+    /// signature: see [`Crl::verify_issued_by`]).
+    pub fn names_issuer(&self, cert: &Cert) -> bool {
+        self.issuer == *cert.cert.tbs_certificate().subject()
+    }
+
     /// Checks that `issuer` signed this CRL.
     pub fn verify_issued_by(
         &self,

@@ -4,7 +4,7 @@
 
 use keep_verifier::roots::AmdProduct;
 use keep_verifier::snp::{self, SnpEvidence, SnpPolicy};
-use keep_verifier::{Claims, Options, SignatureCache, UnixTime, Verdict, Verification};
+use keep_verifier::{Claims, Options, SignatureCache, Skipped, UnixTime, Verdict, Verification};
 
 /// The fixed "today" for expiry tests.
 const TODAY: &str = "2026-11-23T00:00:00Z";
@@ -196,9 +196,16 @@ fn every_case_verifies_at_its_time_with_every_check_recorded() {
         for name in &expected {
             assert!(v.evidence.passed(name), "{}: {name} missing", case.name);
         }
+        // Without a CRL, revocation is recorded as not checked (not left out).
+        assert!(
+            v.evidence
+                .skipped("snp.crl.revocation", Skipped::NotChecked),
+            "{}",
+            case.name
+        );
         assert_eq!(
             v.evidence.len(),
-            expected.len(),
+            expected.len() + 1,
             "{}: {:?}",
             case.name,
             v.evidence
@@ -472,7 +479,8 @@ fn crls_with_real_genoa_and_milan_chains() {
         Options::default(),
     );
     assert_eq!(failed_names(&v), ["snp.crl.validity"], "{:?}", failed(&v));
-    // crl1 is ARK-Milan's: its signature check fails for a Genoa chain.
+    // crl1 is ARK-Milan's: it does not apply to a Genoa chain, so it is skipped and
+    // revocation was not checked; the evidence stays genuine.
     let v = run(
         &f,
         std::slice::from_ref(&crl1),
@@ -480,19 +488,32 @@ fn crls_with_real_genoa_and_milan_chains() {
         case.now(),
         Options::default(),
     );
-    assert!(v.evidence.failed("snp.crl.signature"), "{:?}", failed(&v));
-    assert_eq!(v.verdict, Verdict::NotGenuine);
-    // crl1 is valid for a Milan chain in its window (2022-05-09 to 2023-05-09).
+    assert!(v.genuine(), "{:?}", failed(&v));
+    assert!(
+        v.evidence
+            .skipped("snp.crl.applicable", Skipped::NotApplicable)
+    );
+    assert!(
+        v.evidence
+            .skipped("snp.crl.revocation", Skipped::NotChecked)
+    );
+    // crl1 is valid for a Milan chain in its window (2022-05-09 to 2023-05-09), and
+    // crl0 (ARK-Genoa's) beside it is skipped, not a signature failure.
     let milan = CASES[1].files();
     let v = run(
         &milan,
-        &[crl1],
+        &[crl0.clone(), crl1],
         &SnpPolicy::default(),
         t("2023-02-01"),
         Options::default(),
     );
     assert_eq!(v.verdict, Verdict::Accepted, "{:?}", failed(&v));
     assert!(v.evidence.passed("snp.crl.revocation"));
+    assert!(v.evidence.passed("snp.crl.signature"));
+    assert!(
+        v.evidence
+            .skipped("snp.crl.applicable", Skipped::NotApplicable)
+    );
     // A CRL that is not one.
     let v = run(
         &milan,

@@ -9,14 +9,14 @@
 //!
 //! Check names: `snp.ark.{pinned,self_signature,validity}`,
 //! `snp.{ask|asvk}.{signature,validity}`, `snp.{vcek|vlek}.{signature,validity}`, and
-//! when CRLs are supplied `snp.crl.{parse,signature,validity,revocation}`.
+//! `snp.crl.{parse,applicable,signature,validity,revocation}` (see `check_crls`).
 
 use std::sync::OnceLock;
 
 use x509_cert::name::Name;
 
 use super::report::SigningKey;
-use crate::check::Checks;
+use crate::check::{Checks, Skipped};
 use crate::pki::{Cert, Crl};
 use crate::roots::{self, AmdProduct};
 use crate::time::UnixTime;
@@ -255,15 +255,25 @@ pub(crate) fn validate<'a>(input: &ChainInput<'a>, checks: &mut Checks) -> Chain
     ChainOutcome { intermediate, ark }
 }
 
-/// The CRL checks: each CRL parses, is signed by the ARK and is current; and no CRL
-/// that is signed by the ARK lists the intermediate or the leaf.
+/// The CRL checks. CRLs are chosen by issuer: a CRL issued by the chain's ARK or
+/// intermediate applies, and must be signed by that certificate and current; no
+/// applicable CRL may list the intermediate or the leaf. A CRL of another issuer (of
+/// another product line, say) is skipped as not applicable. Without an applicable
+/// CRL whose signature verifies, revocation is recorded as not checked.
 fn check_crls(
     input: &ChainInput<'_>,
     ark: Option<&Cert>,
     intermediate: Option<&Cert>,
     checks: &mut Checks,
 ) {
+    let inter_name = input.kind.intermediate_name().to_uppercase();
+    let leaf_name = input.kind.name().to_uppercase();
     if input.crls.is_empty() {
+        checks.skip(
+            "snp.crl.revocation",
+            Skipped::NotChecked,
+            format!("no CRL was supplied: whether the {inter_name} or the {leaf_name} is revoked was not checked"),
+        );
         return;
     }
     let mut parse_errors = Vec::new();
@@ -278,28 +288,51 @@ fn check_crls(
         parse_errors.join("; ")
     });
 
-    let mut sig_errors = Vec::new();
-    let mut trusted = Vec::new();
+    // Each CRL with the certificate of this chain that issued it, if any.
+    let issuers: Vec<&Cert> = [ark, intermediate].into_iter().flatten().collect();
+    let mut applicable = Vec::new();
+    let mut other = Vec::new();
     for (i, crl) in &crls {
-        let r = match ark {
-            Some(ark) => crl.verify_issued_by(ark, input.opts.cache),
-            None => Err(crate::pki::PkiError::Malformed {
-                what: "CRL",
-                reason: "no trusted ARK to check it with".into(),
-            }),
-        };
-        match r {
-            Ok(()) => trusted.push(crl),
-            Err(e) => sig_errors.push(format!("CRL {i}: {e}")),
+        match issuers.iter().find(|c| crl.names_issuer(c)) {
+            Some(issuer) => applicable.push((*i, crl, *issuer)),
+            None => other.push(format!("CRL {i} (issuer {:?})", crl.issuer_name())),
         }
     }
-    if !crls.is_empty() {
+    if !other.is_empty() {
+        let chain: Vec<String> = issuers
+            .iter()
+            .map(|c| format!("{:?}", c.subject_name()))
+            .collect();
+        checks.skip(
+            "snp.crl.applicable",
+            Skipped::NotApplicable,
+            format!(
+                "{} skipped: not issued by this chain ({})",
+                other.join(", "),
+                if chain.is_empty() {
+                    "no trusted ARK".to_owned()
+                } else {
+                    chain.join(", ")
+                }
+            ),
+        );
+    }
+
+    let mut trusted = Vec::new();
+    if !applicable.is_empty() {
+        let mut sig_errors = Vec::new();
+        for (i, crl, issuer) in &applicable {
+            match crl.verify_issued_by(issuer, input.opts.cache) {
+                Ok(()) => trusted.push(*crl),
+                Err(e) => sig_errors.push(format!("CRL {i}: {e}")),
+            }
+        }
         checks.expect("snp.crl.signature", sig_errors.is_empty(), || {
             sig_errors.join("; ")
         });
-        let validity: Vec<String> = crls
+        let validity: Vec<String> = applicable
             .iter()
-            .filter_map(|(i, c)| {
+            .filter_map(|(i, c, _)| {
                 c.check_valid_at(input.now)
                     .err()
                     .map(|e| format!("CRL {i}: {e}"))
@@ -310,6 +343,21 @@ fn check_crls(
         });
     }
 
+    if trusted.is_empty() {
+        let why = if applicable.is_empty() {
+            format!("no supplied CRL is issued by this chain's ARK or {inter_name}")
+        } else {
+            "no CRL of this chain has a valid signature".to_owned()
+        };
+        checks.skip(
+            "snp.crl.revocation",
+            Skipped::NotChecked,
+            format!(
+                "{why}: whether the {inter_name} or the {leaf_name} is revoked was not checked"
+            ),
+        );
+        return;
+    }
     let revoked: Vec<String> = trusted
         .iter()
         .flat_map(|crl| {
@@ -319,16 +367,9 @@ fn check_crls(
                 .filter_map(|c| crl.check_not_revoked(c).err().map(|e| e.to_string()))
         })
         .collect();
-    if trusted.is_empty() {
-        checks.fail(
-            "snp.crl.revocation",
-            "no supplied CRL is signed by the ARK, so revocation is unknown",
-        );
-    } else {
-        checks.expect("snp.crl.revocation", revoked.is_empty(), || {
-            revoked.join("; ")
-        });
-    }
+    checks.expect("snp.crl.revocation", revoked.is_empty(), || {
+        revoked.join("; ")
+    });
 }
 
 fn common_name_of_issuer(c: &Cert) -> String {
@@ -435,7 +476,8 @@ mod tests {
     }
 
     #[test]
-    fn a_crl_from_another_ark_fails_its_signature_check() {
+    fn a_crl_of_another_issuer_is_not_applicable_and_a_forged_one_fails() {
+        // The Milan ARK's CRL beside a Genoa chain: skipped, and revocation not checked.
         let supplied = Cert::chain_from_pem(OLD_CHAIN).unwrap();
         let c = run(
             None,
@@ -445,9 +487,59 @@ mod tests {
             "2023-01-01",
             Options::default(),
         );
-        assert!(c.failed("snp.crl.signature"), "{c:?}");
-        assert!(c.failed("snp.crl.revocation"), "{c:?}");
-        assert!(c.passed("snp.crl.validity"), "{c:?}");
+        assert!(c.all_passed(), "{c:?}");
+        assert!(
+            c.skipped("snp.crl.applicable", Skipped::NotApplicable),
+            "{c:?}"
+        );
+        assert!(
+            c.skipped("snp.crl.revocation", Skipped::NotChecked),
+            "{c:?}"
+        );
+        assert!(!c.passed("snp.crl.signature") && !c.failed("snp.crl.signature"));
+        // Beside the right one it changes nothing: the Genoa CRL still revokes.
+        let c = run(
+            None,
+            &supplied,
+            &[CRL1.to_vec(), CRL0.to_vec()],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert_eq!(failed_names(&c), ["snp.crl.revocation"], "{c:?}");
+        assert!(c.passed("snp.crl.signature") && c.passed("snp.crl.validity"));
+        assert!(c.skipped("snp.crl.applicable", Skipped::NotApplicable));
+        // A CRL that names the ARK but whose signature does not verify fails.
+        let mut forged = CRL0.to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let c = run(
+            None,
+            &[],
+            &[forged],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert_eq!(failed_names(&c), ["snp.crl.signature"], "{c:?}");
+        assert!(
+            c.skipped("snp.crl.revocation", Skipped::NotChecked),
+            "{c:?}"
+        );
+        // No CRL at all: revocation is recorded as not checked.
+        let c = run(
+            None,
+            &[],
+            &[],
+            Some(AmdProduct::Genoa),
+            "2023-01-01",
+            Options::default(),
+        );
+        assert!(c.all_passed(), "{c:?}");
+        assert!(
+            c.skipped("snp.crl.revocation", Skipped::NotChecked),
+            "{c:?}"
+        );
         // Expired CRL, and garbage.
         let c = run(
             None,

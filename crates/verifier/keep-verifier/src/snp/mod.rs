@@ -4,7 +4,8 @@
 //!
 //! [`verify`] records these evidence checks, by name, and never stops at the first
 //! failure (a check that cannot run because what it needs did not parse is left
-//! out; the parse failure is recorded). `<key>` is `vcek` or `vlek` and `<inter>`
+//! out; the parse failure is recorded). A check recorded as skipped
+//! ([`crate::Skipped`]) does not fail the evidence but says what was not checked. `<key>` is `vcek` or `vlek` and `<inter>`
 //! is `ask` or `asvk`, after the key the report names.
 //!
 //! | check | what |
@@ -21,7 +22,10 @@
 //! | `snp.ark.self_signature`, `snp.ark.validity` | the ARK signed itself and is valid at `now` |
 //! | `snp.<inter>.signature`, `snp.<inter>.validity` | the ARK signed the ASK / ASVK, valid at `now` |
 //! | `snp.<key>.signature`, `snp.<key>.validity` | the ASK / ASVK signed the VCEK / VLEK, valid at `now` |
-//! | `snp.crl.parse`, `snp.crl.signature`, `snp.crl.validity`, `snp.crl.revocation` | only when CRLs are supplied: each parses, is signed by the ARK and current; none lists the intermediate or the key |
+//! | `snp.crl.parse` | only when CRLs are supplied: each parses |
+//! | `snp.crl.applicable` | skipped, *not applicable*, naming each CRL whose issuer is neither the chain's ARK nor its intermediate (e.g. another product line's); such a CRL is ignored |
+//! | `snp.crl.signature`, `snp.crl.validity` | only for applicable CRLs: each is signed by its issuer in the chain and current |
+//! | `snp.crl.revocation` | no applicable CRL lists the intermediate or the key; skipped, *not checked*, when no CRL was supplied or none applicable verified |
 //! | `snp.product` | the report's CPUID, the VCEK's `productName` and the chain's names agree on a supported product |
 //! | `snp.report.signing_key` | the report names a key (VCEK or VLEK) and the endorsement is of that kind |
 //! | `snp.vcek.hwid` | VCEK only: `hwID` equals `CHIP_ID` (64 bytes, or Turin's first 8) |
