@@ -9,6 +9,7 @@
 mod cli;
 mod deploy;
 mod init;
+mod input;
 mod measure;
 mod platform;
 mod remote;

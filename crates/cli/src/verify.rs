@@ -17,7 +17,8 @@ pub const EXIT_NOT_GENUINE: u8 = 10;
 /// Exit status when genuine evidence is refused by the policy.
 pub const EXIT_REFUSED: u8 = 11;
 
-/// Largest evidence file read (a bundle is bounded by the library too).
+/// Largest input file read, whatever it is (file, pipe, device); a bundle is
+/// bounded by the library too.
 const MAX_INPUT: u64 = 8 * 1024 * 1024;
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
@@ -154,16 +155,7 @@ fn der_of_cert(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    if meta.len() > MAX_INPUT {
-        bail!(
-            "{}: {} bytes, over the {} byte limit",
-            path.display(),
-            meta.len(),
-            MAX_INPUT
-        );
-    }
-    std::fs::read(path).with_context(|| format!("{}", path.display()))
+    crate::input::read_bounded(path, MAX_INPUT)
 }
 
 fn print_text(v: &Verification, now: UnixTime, verbose: bool) {

@@ -389,3 +389,67 @@ fn crls_are_chosen_by_issuer_and_missing_ones_are_reported_as_not_checked() {
     assert_eq!(r["skipped"], "not-checked", "{r}");
     assert!(r["detail"].as_str().unwrap().contains("not checked"), "{r}");
 }
+
+/// Runs `keep` and kills it if it has not exited after `secs` (the test then fails).
+fn run_within(args: &[&str], stdin: Option<Vec<u8>>, secs: u64) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = common::keep()
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keep");
+    let feeder = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("stdin");
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keep {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn inputs_without_a_size_are_capped_while_reading() {
+    // A device reports size 0 and never ends: the read stops at the cap.
+    let o = run_within(&["verify", "--quote", "/dev/zero"], None, 30);
+    assert_one_line(&o, 125, &["/dev/zero", "limit"]);
+    // So does a pipe (as `<(...)` would be) with more than the cap.
+    let big = vec![0u8; 8 * 1024 * 1024 + 1];
+    let o = run_within(&["verify", "--quote", "/dev/stdin"], Some(big), 30);
+    assert_one_line(&o, 125, &["/dev/stdin", "limit"]);
+    // A pipe within the cap is read whole, though its reported size is 0.
+    let report = std::fs::read(vector(SNP_VIRTEE[1])).unwrap();
+    let vcek = vector(SNP_VIRTEE[3]);
+    let o = run_within(
+        &[
+            "verify",
+            "--snp-report",
+            "/dev/stdin",
+            "--vcek",
+            &vcek,
+            "--now",
+            "2025-01-01",
+        ],
+        Some(report),
+        30,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
