@@ -96,17 +96,14 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     match result {
         Ok(code) => Ok(code),
         Err(f) => {
-            if let Some(id) = &keep_id {
-                let _ = remote.delete(&format!("/v1/keeps/{id}"));
-            }
-            let name = STATE_NAMES.get(f.state).copied().unwrap_or("?");
-            let destroyed = if keep_id.is_some() {
-                " (Keep destroyed)"
-            } else {
-                ""
+            // Say only what is known: whether the host confirmed the Keep's end.
+            let (destroyed, fate) = match &keep_id {
+                Some(id) => remote.destroy(id).said(),
+                None => (String::new(), "none"),
             };
+            let name = STATE_NAMES.get(f.state).copied().unwrap_or("?");
             progress.event(
-                json!({"event": "failed", "state": f.state, "name": name, "keep": keep_id, "error": f.message}),
+                json!({"event": "failed", "state": f.state, "name": name, "keep": keep_id, "error": f.message, "keep_fate": fate}),
                 &format!("state {} ({name}) failed: {}{destroyed}", f.state, f.message),
             );
             Ok(ExitCode::from(f.exit))

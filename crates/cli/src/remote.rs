@@ -69,6 +69,11 @@ impl Remote {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--host must be an http:// or https:// URL, not {base:?}");
         }
+        if args.token.is_some() && base.starts_with("http://") && !is_loopback(&base) {
+            bail!(
+                "refusing to send the bearer token in clear to {base}: plain http:// is only for a host agent on loopback (127.0.0.1, ::1, localhost); use https://"
+            );
+        }
         if args.token.is_none() && args.cert.is_none() {
             bail!(
                 "give a bearer token (--token or KEEP_TOKEN) or a client certificate (--cert and --key)"
@@ -271,6 +276,70 @@ impl Remote {
     }
 }
 
+/// Whether an `http(s)://HOST[:PORT]...` URL names a loopback host: an address in
+/// 127.0.0.0/8, `::1`, or `localhost`. Anything else (names included) is not.
+pub fn is_loopback(url: &str) -> bool {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What became of a Keep the client tried to destroy.
+pub enum Destroyed {
+    /// The host answered that it terminated it.
+    Yes,
+    /// The host no longer had it (it had ended).
+    AlreadyGone,
+    /// The request failed: the Keep may still exist.
+    Unknown(String),
+}
+
+impl Destroyed {
+    /// How `keep deploy` ends its failure line, and the JSON value.
+    pub fn said(&self) -> (String, &'static str) {
+        match self {
+            Destroyed::Yes => (" (Keep destroyed)".into(), "destroyed"),
+            Destroyed::AlreadyGone => (
+                " (Keep destroyed: the host had already ended it)".into(),
+                "gone",
+            ),
+            Destroyed::Unknown(why) => (
+                format!(" (the Keep may still exist: destroying it failed: {why})"),
+                "unknown",
+            ),
+        }
+    }
+}
+
+impl Remote {
+    /// Asks the host to terminate Keep `id`, and says what is known of the result.
+    pub fn destroy(&self, id: &str) -> Destroyed {
+        let resp = match self
+            .auth(self.agent.delete(self.url(&format!("/v1/keeps/{id}"))))
+            .call()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let e = self.unreachable(e);
+                return Destroyed::Unknown(format!("{e:#}"));
+            }
+        };
+        match resp.status().as_u16() {
+            200..=299 => Destroyed::Yes,
+            404 => Destroyed::AlreadyGone,
+            s => Destroyed::Unknown(format!("the host agent answered {s}")),
+        }
+    }
+}
+
 /// A Keep as the agent lists it.
 #[derive(Debug, Deserialize, serde::Serialize)]
 pub struct KeepView {
@@ -290,6 +359,36 @@ pub struct KeepView {
 pub struct ViewLimits {
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_hosts_may_get_a_token_over_plain_http() {
+        for yes in [
+            "http://127.0.0.1:8400",
+            "http://127.9.8.7",
+            "http://[::1]:8400/",
+            "http://localhost:1",
+            "http://LOCALHOST",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "http://10.0.0.1:8400",
+            "http://0.0.0.0:8400",
+            "http://[::]:8400",
+            "http://example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.1.example.com",
+            "http://user@[fe80::1]:80",
+            "not a url",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
 }
 
 pub fn ps(args: RemoteArgs) -> Result<ExitCode> {

@@ -91,6 +91,73 @@ pub enum WireError {
     Malformed { kind: FrameKind, reason: String },
 }
 
+/// Splits a byte stream that arrives in arbitrary pieces (an HTTP body) into whole
+/// frames of one expected kind, trusting none of it: each header's kind and length
+/// are checked before the frame's bytes are waited for, so at most one frame (within
+/// its kind's limit) and the piece that completed it are ever buffered.
+#[derive(Debug)]
+pub struct FrameSplitter {
+    kind: FrameKind,
+    buf: Vec<u8>,
+    /// Where the next frame starts in `buf` (bytes before it were handed out).
+    start: usize,
+}
+
+impl FrameSplitter {
+    pub fn new(kind: FrameKind) -> Self {
+        FrameSplitter {
+            kind,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// Adds the next piece of the stream.
+    pub fn push(&mut self, piece: &[u8]) {
+        // Drop what was handed out before growing (linear in what is kept).
+        self.buf.drain(..self.start);
+        self.start = 0;
+        self.buf.extend_from_slice(piece);
+    }
+
+    /// Whether nothing is buffered (the stream may end here).
+    pub fn is_empty(&self) -> bool {
+        self.start == self.buf.len()
+    }
+
+    /// The next whole frame, header included, or `None` until more arrives.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        let rest = &self.buf[self.start..];
+        if rest.len() < 8 {
+            return Ok(None);
+        }
+        let word =
+            |at: usize| u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+        let (raw_kind, len) = (word(0), word(4));
+        let kind = FrameKind::from_u32(raw_kind).ok_or(WireError::UnknownKind(raw_kind))?;
+        if kind != self.kind {
+            return Err(WireError::Unexpected {
+                expected: self.kind,
+                got: kind,
+            });
+        }
+        if len > kind.max_len() {
+            return Err(WireError::TooLarge {
+                kind,
+                len,
+                max: kind.max_len(),
+            });
+        }
+        let total = 8 + len as usize;
+        if rest.len() < total {
+            return Ok(None);
+        }
+        let frame = rest[..total].to_vec();
+        self.start += total;
+        Ok(Some(frame))
+    }
+}
+
 /// Writes one frame. Refuses payloads larger than the kind allows.
 pub fn write_frame(w: &mut impl Write, kind: FrameKind, payload: &[u8]) -> Result<(), WireError> {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
@@ -183,6 +250,58 @@ pub fn write_json<T: serde::Serialize>(
         reason: e.to_string(),
     })?;
     write_frame(w, kind, &payload)
+}
+
+#[cfg(test)]
+mod splitter_tests {
+    use super::*;
+
+    fn frame(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
+        let mut w = Vec::new();
+        write_frame(&mut w, kind, payload).unwrap();
+        w
+    }
+
+    #[test]
+    fn frames_split_across_and_within_pieces() {
+        let mut stream = frame(FrameKind::Input, b"one");
+        stream.extend(frame(FrameKind::Input, b""));
+        stream.extend(frame(FrameKind::Input, &[7u8; 300]));
+        // Every way of cutting the stream in pieces of one size gives the same frames.
+        for size in [1, 2, 7, 8, 9, 64, stream.len()] {
+            let mut s = FrameSplitter::new(FrameKind::Input);
+            let mut out = Vec::new();
+            for piece in stream.chunks(size) {
+                s.push(piece);
+                while let Some(f) = s.next_frame().unwrap() {
+                    out.push(f);
+                }
+            }
+            assert!(s.is_empty());
+            assert_eq!(out.concat(), stream, "pieces of {size}");
+            assert_eq!(out.len(), 3);
+        }
+    }
+
+    #[test]
+    fn wrong_kinds_and_oversized_lengths_are_refused_from_the_header() {
+        let mut s = FrameSplitter::new(FrameKind::Input);
+        s.push(&frame(FrameKind::Exit, b"{}"));
+        assert!(matches!(s.next_frame(), Err(WireError::Unexpected { .. })));
+        let mut s = FrameSplitter::new(FrameKind::Input);
+        s.push(&[99, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(matches!(s.next_frame(), Err(WireError::UnknownKind(99))));
+        // Refused before any of the announced 4 GiB arrives.
+        let mut s = FrameSplitter::new(FrameKind::Input);
+        s.push(&[11, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(s.next_frame(), Err(WireError::TooLarge { .. })));
+        // A partial header, then a partial frame, are "not yet".
+        let mut s = FrameSplitter::new(FrameKind::Input);
+        s.push(&[11, 0, 0]);
+        assert!(s.next_frame().unwrap().is_none() && !s.is_empty());
+        s.push(&[0, 4, 0, 0, 0, 1]);
+        assert!(s.next_frame().unwrap().is_none());
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@
 mod frame;
 mod spec;
 
-pub use frame::{Frame, FrameKind, WireError, read_frame, write_frame, write_json};
+pub use frame::{Frame, FrameKind, FrameSplitter, WireError, read_frame, write_frame, write_json};
 pub use spec::{
     Challenge, DirSpec, Evidence, ExitReport, FdSpec, LaunchSpec, Limit, Limits, Outcome, RunStats,
     SocketKind, Started, StdioTarget,

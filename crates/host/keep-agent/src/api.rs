@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt as _;
 use keep_host::{HostLimits, KvmBackend, ProcessBackend};
 use keep_wire::{Limits, Outcome};
 use serde::Deserialize;
@@ -21,7 +22,9 @@ use serde_json::json;
 use crate::AgentError;
 use crate::auth::{Caller, ClientCert, caller};
 use crate::config::{Backend, Config, LimitsConfig};
+use crate::listener::{self, Connections};
 use crate::metrics::Metrics;
+use crate::quota::CreateRate;
 use crate::registry::{Entry, Registry, TrustState};
 use crate::relay::{self, End};
 
@@ -29,8 +32,17 @@ struct AppState {
     config: Arc<Config>,
     backend: ProcessBackend,
     registry: Registry,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    connections: Arc<Connections>,
+    create_rate: CreateRate,
 }
+
+/// The largest body of a JSON request (create, challenge).
+const MAX_JSON_BODY: usize = 64 * 1024;
+/// How often the reaper looks for ended Keeps and passed deadlines.
+const REAP_EVERY: Duration = Duration::from_millis(250);
+/// How long open streams get to deliver their last frames at shutdown.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 
 type S = State<Arc<AppState>>;
 
@@ -47,96 +59,180 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Runs the server until a signal; then terminates every Keep.
 pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
+    let fd_limit = listener::raise_fd_limit();
     let backend = ProcessBackend::new(&config.data_dir)?;
     if config.backends.contains(&Backend::Kvm) && !keep_vmm_available() {
         tracing::warn!(
             "the config allows the kvm backend but /dev/kvm cannot be opened here: kvm Keeps will be refused"
         );
     }
+    let door = config.front_door;
     let state = Arc::new(AppState {
         config: config.clone(),
         backend,
         registry: Registry::default(),
-        metrics: Metrics::default(),
+        metrics: Arc::new(Metrics::default()),
+        connections: Arc::new(Connections::default()),
+        create_rate: CreateRate::new(
+            config.tenants.len(),
+            door.creates_per_minute,
+            door.create_burst,
+        ),
     });
+    // Every handler reads its own body, after authentication, with its own cap.
     let app = Router::new()
         .route("/v1/keeps", post(create).get(list))
         .route("/v1/keeps/{id}", get(show).delete(kill))
         .route("/v1/keeps/{id}/challenge", post(challenge))
         .route("/v1/keeps/{id}/events", get(events))
-        .route(
-            "/v1/keeps/{id}/payload",
-            post(payload).layer(DefaultBodyLimit::max(keep_wire::MAX_SEALED_FRAME as usize)),
-        )
-        .route(
-            "/v1/keeps/{id}/stdin",
-            post(stdin).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/v1/keeps/{id}/payload", post(payload))
+        .route("/v1/keeps/{id}/stdin", post(stdin))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state.clone());
     let tls = match &config.tls {
-        Some((cert, key)) => Some(
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
             crate::tls::server_config(cert, key, config.client_ca.as_deref())
                 .map_err(AgentError::Tls)?,
-        ),
+        )),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| AgentError::Listen {
             addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(AgentError::Serve)?;
+    let addr = tcp.local_addr().map_err(AgentError::Serve)?;
     if let Some(t) = relay::tamper() {
         tracing::warn!(tamper = %t, "TEST HOOK: this debug build acts as a hostile host");
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, scheme, tenants = config.tenants.len(), max_keeps = config.max_keeps, "listening");
-    match tls {
-        Some(tls) => {
-            let mtls = if config.client_ca.is_some() {
-                ", client certificates accepted"
-            } else {
-                ""
-            };
-            eprintln!("keep host: listening on https://{addr} (TLS{mtls})");
-            let listener =
-                crate::tls::TlsListener::new(listener, tls).map_err(AgentError::Serve)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<crate::tls::Peer>(),
-            )
-            .with_graceful_shutdown(shutdown(state))
-            .await
-            .map_err(AgentError::Serve)
+    tracing::info!(
+        %addr, scheme, tenants = config.tenants.len(), max_keeps = config.max_keeps,
+        max_connections = door.max_connections, per_peer = door.max_connections_per_peer,
+        header_timeout_ms = door.header_timeout.as_millis() as u64, open_files = ?fd_limit,
+        "listening"
+    );
+    if tls.is_some() {
+        let mtls = if config.client_ca.is_some() {
+            ", client certificates accepted"
+        } else {
+            ""
+        };
+        eprintln!("keep host: listening on https://{addr} (TLS{mtls})");
+    } else {
+        eprintln!("keep host: listening on http://{addr} (plain HTTP, loopback only)");
+    }
+    let reaper = tokio::spawn(reap_forever(state.clone()));
+    listener::accept_until(
+        tcp,
+        tls,
+        app,
+        door,
+        state.connections.clone(),
+        state.metrics.clone(),
+        shutdown_signal(),
+    )
+    .await;
+    reaper.abort();
+    shutdown(state.clone()).await;
+    // The payload streams deliver the host's exit frames, then end.
+    let drained = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+    while state.connections.count() > 0 && tokio::time::Instant::now() < drained {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// On a signal: terminate every Keep and say so.
+async fn shutdown(state: Arc<AppState>) {
+    let st = state.clone();
+    let n = tokio::task::spawn_blocking(move || {
+        let keeps = st.registry.all();
+        for e in &keeps {
+            terminate(&st, e, "host shutdown");
         }
-        None => {
-            eprintln!("keep host: listening on http://{addr} (plain HTTP, loopback only)");
-            use axum::serve::ListenerExt as _;
-            // Small frames (evidence, records) must not wait for delayed ACKs.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown(state))
-                .await
-                .map_err(AgentError::Serve)
+        keeps.len()
+    })
+    .await
+    .unwrap_or(0);
+    tracing::info!(terminated = n, "shutting down: terminated every Keep");
+    eprintln!("keep host: shutting down; terminated {n} Keep(s)");
+}
+
+/// Ends Keeps nobody will finish: an exec that ended before its payload arrived (a
+/// crash, or the wall-clock limit of a Keep left waiting), a Keep not challenged
+/// within `challenge_timeout`, or not provisioned within `payload_timeout` of its
+/// evidence. A Keep being provisioned is ended by its relay.
+async fn reap_forever(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || reap(&st)).await;
+    }
+}
+
+fn reap(state: &AppState) {
+    let door = &state.config.front_door;
+    for e in state.registry.all() {
+        if e.provisioning.load(Ordering::SeqCst) {
+            continue;
+        }
+        let why = match e.state() {
+            TrustState::PreAttestation
+                if !e.challenged.load(Ordering::SeqCst)
+                    && e.created_at.elapsed() > door.challenge_timeout =>
+            {
+                Some(format!(
+                    "not challenged within {} of its creation (challenge_timeout)",
+                    shown(door.challenge_timeout)
+                ))
+            }
+            TrustState::EvidenceRelayed
+                if e.evidence_at
+                    .lock()
+                    .ok()
+                    .and_then(|t| *t)
+                    .is_some_and(|t| t.elapsed() > door.payload_timeout) =>
+            {
+                Some(format!(
+                    "no sealed payload within {} of its evidence (payload_timeout)",
+                    shown(door.payload_timeout)
+                ))
+            }
+            _ => None,
+        };
+        // A challenge in flight holds the lock briefly; look again next time.
+        let why = why.or_else(|| {
+            let mut keep = e.keep.try_lock().ok()?;
+            if !keep.has_ended() {
+                return None;
+            }
+            Some(match keep.limit_hit() {
+                Some((limit, detail)) => format!(
+                    "its exec ended before it was provisioned: stopped at the {} limit ({detail})",
+                    limit.name()
+                ),
+                None => "its exec ended before it was provisioned".to_string(),
+            })
+        });
+        if let Some(why) = why {
+            Metrics::inc(&state.metrics.reaped);
+            tracing::info!(keep = %e.id, reason = %why, "Keep reaped");
+            terminate(state, &e, &why);
         }
     }
 }
 
-/// On a signal: terminate every Keep, say so, and let the server stop.
-async fn shutdown(state: Arc<AppState>) {
-    shutdown_signal().await;
-    let keeps = state.registry.all();
-    let n = keeps.len();
-    for e in keeps {
-        terminate(&state, &e, "host shutdown");
+/// A duration as the config spells it.
+fn shown(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
-    tracing::info!(terminated = n, "shutting down: terminated every Keep");
-    eprintln!("keep host: shutting down; terminated {n} Keep(s)");
 }
 
 async fn shutdown_signal() {
@@ -189,6 +285,72 @@ fn authed_owner(
     Ok((who, e))
 }
 
+/// The Keep `id`, if the caller is its tenant. The admin lists, inspects and kills
+/// Keeps; it never drives a tenant's trust states (challenge, payload, stdin).
+fn tenant_owned(
+    state: &AppState,
+    headers: &HeaderMap,
+    cert: &ClientCert,
+    id: &str,
+) -> Result<Arc<Entry>, Response> {
+    let (who, e) = authed_owner(state, headers, cert, id)?;
+    if who == Caller::Admin {
+        Metrics::inc(&state.metrics.refused);
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "the host admin may list, inspect and kill Keeps, but only their tenant challenges, provisions or feeds them",
+        ));
+    }
+    Ok(e)
+}
+
+/// The value of a request's Content-Length, if it has a valid one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Reads a small request body (after authentication): at most `MAX_JSON_BODY`
+/// bytes, within the body timeout.
+async fn small_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {MAX_JSON_BODY} bytes"),
+        )
+    };
+    if content_length(headers).is_some_and(|n| n > MAX_JSON_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + state.config.front_door.body_timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time (body_timeout)",
+                ));
+            }
+            Ok(None) => return Ok(Bytes::from(buf)),
+            Ok(Some(Err(e))) => {
+                return Err(error(StatusCode::BAD_REQUEST, format!("request body: {e}")));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > MAX_JSON_BODY {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
 fn owned(state: &AppState, who: &Caller, id: &str) -> Result<Arc<Entry>, Response> {
     match state.registry.get(id) {
         Some(e) if *who == Caller::Admin || *who == Caller::Tenant(e.owner) => Ok(e),
@@ -215,13 +377,17 @@ fn new_id() -> String {
     format!("k-{}", hex::encode(b))
 }
 
-async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Bytes) -> Response {
+async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Body) -> Response {
     let who = match authed(&state, &headers, &cert) {
         Ok(w) => w,
         Err(r) => return r,
     };
     let Caller::Tenant(owner) = who else {
         return error(StatusCode::FORBIDDEN, "the admin token cannot create Keeps");
+    };
+    let body = match small_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let req: CreateRequest = if body.is_empty() {
         CreateRequest::default()
@@ -259,14 +425,40 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         output_bytes: limits.output_bytes,
         memory_bytes: limits.memory_bytes,
     };
-    if state.registry.count_owned(owner) >= tenant.max_keeps
-        || state.registry.count() >= state.config.max_keeps
-    {
+    if state.registry.count_owned(owner) >= tenant.max_keeps {
         Metrics::inc(&state.metrics.refused);
         return error(
             StatusCode::TOO_MANY_REQUESTS,
-            "the maximum number of Keeps is reached",
+            format!(
+                "the tenant has its maximum of {} Keeps (max_keeps)",
+                tenant.max_keeps
+            ),
         );
+    }
+    if state.registry.count() >= state.config.max_keeps {
+        Metrics::inc(&state.metrics.refused);
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the host runs its maximum of {} Keeps",
+                state.config.max_keeps
+            ),
+        );
+    }
+    if let Err(wait) = state.create_rate.take(owner, std::time::Instant::now()) {
+        Metrics::inc(&state.metrics.refused);
+        let secs = wait.as_secs() + 1;
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the tenant creates Keeps faster than this host allows ({} a minute, {} at once): retry in {secs}s",
+                state.config.front_door.creates_per_minute, state.config.front_door.create_burst
+            ),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
     }
     let st = state.clone();
     let cpu = limits.cpu_ms.map(Duration::from_millis);
@@ -305,6 +497,8 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Byt
         owner_name: tenant.name.clone(),
         limits,
         created: SystemTime::now(),
+        created_at: std::time::Instant::now(),
+        evidence_at: std::sync::Mutex::new(None),
         backend: keep.backend(),
         state: std::sync::Mutex::new(TrustState::PreAttestation),
         keep: std::sync::Mutex::new(keep),
@@ -408,10 +602,14 @@ async fn challenge(
     headers: HeaderMap,
     cert: ClientCert,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (_, e) = match authed_owner(&state, &headers, &cert, &id) {
+    let e = match tenant_owned(&state, &headers, &cert, &id) {
         Ok(found) => found,
+        Err(r) => return r,
+    };
+    let body = match small_body(&state, &headers, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let req: ChallengeRequest = match serde_json::from_slice(&body) {
@@ -446,6 +644,9 @@ async fn challenge(
     .await;
     match result {
         Ok(Ok(ev)) => {
+            if let Ok(mut at) = e.evidence_at.lock() {
+                *at = Some(std::time::Instant::now());
+            }
             e.set_state(TrustState::EvidenceRelayed);
             e.event(format!(
                 "evidence relayed: tee {} ({} bytes)",
@@ -457,24 +658,42 @@ async fn challenge(
         }
         Ok(Err(err)) => {
             Metrics::inc(&state.metrics.failed);
-            terminate(&state, &e, "no evidence");
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || terminate(&st, &e, "no evidence")).await;
             error(StatusCode::BAD_GATEWAY, format!("state 2: {err}"))
         }
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }
 }
 
+/// Streams the tenant's sealed payload to the Keep as it arrives (the agent never
+/// holds more than a few chunks of it), then relays the Keep's frames back.
 async fn payload(
     State(state): S,
     headers: HeaderMap,
     cert: ClientCert,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (_, e) = match authed_owner(&state, &headers, &cert, &id) {
+    let e = match tenant_owned(&state, &headers, &cert, &id) {
         Ok(found) => found,
         Err(r) => return r,
     };
+    let Some(len) = content_length(&headers) else {
+        return error(
+            StatusCode::LENGTH_REQUIRED,
+            "the sealed payload needs a Content-Length",
+        );
+    };
+    if len > u64::from(keep_wire::MAX_SEALED_FRAME) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the sealed payload is {len} bytes, over {} bytes",
+                keep_wire::MAX_SEALED_FRAME
+            ),
+        );
+    }
     if e.state() != TrustState::EvidenceRelayed || e.provisioning.swap(true, Ordering::SeqCst) {
         return error(
             StatusCode::CONFLICT,
@@ -490,14 +709,27 @@ async fn payload(
             );
         }
     };
-    tracing::info!(keep = %e.id, sealed_bytes = body.len(), "relaying the sealed payload");
-    e.event(format!("sealed payload relayed ({} bytes)", body.len()));
+    tracing::info!(keep = %e.id, sealed_bytes = len, "relaying the sealed payload");
+    let channel = match upload(&state, len, body, channel).await {
+        Ok(c) => c,
+        Err((status, message)) => {
+            e.event(format!("sealed payload not relayed: {message}"));
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                terminate(&st, &e, "its sealed payload did not arrive whole")
+            })
+            .await;
+            return error(status, message);
+        }
+    };
+    e.event(format!("sealed payload relayed ({len} bytes)"));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
     let st = state.clone();
+    let entry = e.clone();
     std::thread::spawn(move || {
-        let sealed = body.to_vec();
+        let e = entry;
         let mut send = |wire: Vec<u8>| tx.blocking_send(Ok(Bytes::from(wire))).is_ok();
-        let end = relay::payload(&e, channel, sealed, &mut send, &st.metrics.relayed_bytes);
+        let end = relay::relay_output(&e, channel, &mut send, &st.metrics.relayed_bytes);
         let limit = e.keep.lock().ok().and_then(|mut k| {
             // Reaps the exec (killing it if the relay ended before it did).
             k.terminate("relay ended");
@@ -543,11 +775,18 @@ async fn payload(
         e.set_state(TrustState::Ended);
     });
     // A quiet workload must not look like a dead host: with nothing to relay for
-    // KEEPALIVE, the tenant gets an empty Keepalive frame.
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    // KEEPALIVE, the tenant gets an empty Keepalive frame. The stream's end of the
+    // relay is the tenant's presence: when the tenant goes away (its connection
+    // closes, e.g. `keep deploy` was killed), hyper drops the stream and the Keep
+    // ends with it.
+    let tenant = TenantPresent {
+        state: state.clone(),
+        entry: e,
+    };
+    let stream = futures_util::stream::unfold((rx, tenant), |(mut rx, tenant)| async move {
         match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
-            Ok(item) => item.map(|item| (item, rx)),
-            Err(_) => Some((Ok(Bytes::from(relay::keepalive())), rx)),
+            Ok(item) => item.map(|item| (item, (rx, tenant))),
+            Err(_) => Some((Ok(Bytes::from(relay::keepalive())), (rx, tenant))),
         }
     });
     Response::builder()
@@ -555,6 +794,129 @@ async fn payload(
         .header(header::CONTENT_TYPE, "application/x-keep-frames")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+}
+
+/// While a payload stream exists, its tenant is there; dropping it (the stream
+/// ended or the tenant's connection closed) ends a Keep that is still running.
+struct TenantPresent {
+    state: Arc<AppState>,
+    entry: Arc<Entry>,
+}
+
+impl Drop for TenantPresent {
+    fn drop(&mut self) {
+        if self.entry.state() == TrustState::Ended {
+            return;
+        }
+        let (st, e) = (self.state.clone(), self.entry.clone());
+        let end = move || {
+            tracing::info!(keep = %e.id, "the tenant's output stream closed: ending its Keep");
+            terminate(&st, &e, "its tenant went away (the output stream closed)");
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(end);
+            }
+            Err(_) => end(),
+        }
+    }
+}
+
+/// Writes the sealed payload frame to the launch channel as its body arrives: the
+/// header with the declared length, then each chunk (a few at most held at once).
+/// Any pause longer than `body_timeout`, in the body or in the Keep's reading, and
+/// a body that ends short or runs long, fail the upload. Returns the channel.
+async fn upload(
+    state: &AppState,
+    len: u64,
+    body: Body,
+    channel: std::os::unix::net::UnixStream,
+) -> Result<std::os::unix::net::UnixStream, (StatusCode, String)> {
+    // Test hook: the host drops the payload's last 16 bytes.
+    let forward = if relay::tampering("truncate-payload") {
+        len.saturating_sub(16)
+    } else {
+        len
+    };
+    let frame_len = u32::try_from(forward).map_err(|_| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload too large".to_string(),
+        )
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let writer = std::thread::spawn(move || relay::write_sealed(channel, frame_len, rx));
+    let idle = state.config.front_door.body_timeout;
+    let mut stream = body.into_data_stream();
+    let mut got = 0u64;
+    let read: Result<(), (StatusCode, String)> = loop {
+        let chunk = match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => {
+                break Err((
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the sealed payload paused for over {} after {got} of {len} bytes (body_timeout)",
+                        shown(idle)
+                    ),
+                ));
+            }
+            Ok(None) if got == len => break Ok(()),
+            Ok(None) => {
+                break Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("the sealed payload ended after {got} of {len} bytes"),
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                break Err((StatusCode::BAD_REQUEST, format!("sealed payload: {e}")));
+            }
+            Ok(Some(Ok(c))) => c,
+        };
+        let before = got;
+        got += chunk.len() as u64;
+        if got > len {
+            break Err((
+                StatusCode::BAD_REQUEST,
+                format!("the sealed payload is longer than its Content-Length ({len})"),
+            ));
+        }
+        let keep = forward.saturating_sub(before).min(chunk.len() as u64) as usize;
+        if keep == 0 {
+            continue;
+        }
+        match tokio::time::timeout(idle, tx.send(chunk.slice(..keep))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                break Err((
+                    StatusCode::BAD_GATEWAY,
+                    "the Keep's launch channel closed while its payload was relayed".into(),
+                ));
+            }
+            Err(_) => {
+                break Err((
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("the Keep took none of its payload for {}", shown(idle)),
+                ));
+            }
+        }
+    };
+    drop(tx);
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok()
+        .and_then(|j| j.ok());
+    read?;
+    match written {
+        Some(Ok(channel)) => Ok(channel),
+        Some(Err(e)) => Err((
+            StatusCode::BAD_GATEWAY,
+            format!("the Keep's launch channel: {e}"),
+        )),
+        None => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the payload writer failed".into(),
+        )),
+    }
 }
 
 /// The most input bytes relayed to one Keep.
@@ -570,7 +932,7 @@ async fn stdin(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let (_, e) = match authed_owner(&state, &headers, &cert, &id) {
+    let e = match tenant_owned(&state, &headers, &cert, &id) {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -600,44 +962,27 @@ async fn stdin(
         }
         true
     });
+    // No body timeout here: a tenant's stdin may rightly stay quiet; the request
+    // ends with the Keep (the writer fails) or with the tenant.
     let mut stream = body.into_data_stream();
-    let mut buf: Vec<u8> = Vec::new();
+    let mut frames_in = keep_wire::FrameSplitter::new(keep_wire::FrameKind::Input);
     let (mut frames, mut bytes) = (0u64, 0u64);
-    use futures_util::StreamExt as _;
     let outcome: Result<(), (StatusCode, String)> = 'relay: loop {
         let chunk = match stream.next().await {
             Some(Ok(c)) => c,
             Some(Err(err)) => break Err((StatusCode::BAD_REQUEST, format!("stdin: {err}"))),
-            None if buf.is_empty() => break Ok(()),
+            None if frames_in.is_empty() => break Ok(()),
             None => break Err((StatusCode::BAD_REQUEST, "stdin: truncated frame".into())),
         };
-        buf.extend_from_slice(&chunk);
-        while buf.len() >= 8 {
-            let word = |at: usize| {
-                let mut w = [0u8; 4];
-                w.copy_from_slice(&buf[at..at + 4]);
-                u32::from_le_bytes(w)
+        frames_in.push(&chunk);
+        loop {
+            let wire = match frames_in.next_frame() {
+                Ok(Some(w)) => w,
+                Ok(None) => break,
+                Err(e) => break 'relay Err((StatusCode::BAD_REQUEST, format!("stdin: {e}"))),
             };
-            let (kind, len) = (word(0), word(4));
-            if kind != keep_wire::FrameKind::Input as u32 {
-                break 'relay Err((
-                    StatusCode::BAD_REQUEST,
-                    format!("stdin: frame kind {kind}, expected Input (11)"),
-                ));
-            }
-            if len > keep_wire::MAX_CONTROL_FRAME {
-                break 'relay Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "stdin: frame too large".into(),
-                ));
-            }
-            let total = 8 + len as usize;
-            if buf.len() < total {
-                break;
-            }
-            let wire: Vec<u8> = buf.drain(..total).collect();
             frames += 1;
-            bytes += len as u64;
+            bytes += (wire.len() - 8) as u64;
             if bytes > MAX_INPUT {
                 break 'relay Err((
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -671,7 +1016,9 @@ async fn stdin(
 async fn metrics(State(state): S) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.registry.count()),
+        state
+            .metrics
+            .render(state.registry.count(), state.connections.count()),
     )
         .into_response()
 }

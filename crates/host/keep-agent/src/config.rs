@@ -12,6 +12,15 @@
 //! admin_token = "..."
 //! backends = ["process", "kvm"] # where Keeps may be created (default ["process"]);
 //!                               # a tenant picks one per Keep (`keep deploy --backend`)
+//! # The front door (defaults shown): connections, timeouts, deadlines, quotas.
+//! # max_connections = 1024       # open connections at most (TLS handshakes included)
+//! # max_connections_per_peer = 128 # from one IP address
+//! # header_timeout = "10s"       # to send a request's headers (idle connections too)
+//! # body_timeout = "30s"         # the longest a request body may pause (not stdin)
+//! # challenge_timeout = "60s"    # a new Keep not challenged by then is ended
+//! # payload_timeout = "60s"      # after its evidence, a Keep not provisioned by then is ended
+//! # creates_per_minute = 60      # per tenant, sustained (token bucket) ...
+//! # create_burst = 16            # ... with this many at once
 //! [limits]                      # the most any Keep gets (defaults for tenants)
 //! memory = "512MiB"
 //! cpu = "30s"
@@ -21,12 +30,13 @@
 //! name = "alice"
 //! token = "..."                 # a bearer token, and/or client certificates:
 //! # client_certs = ["cn:alice", "dns:alice.example", "sha256:<cert fingerprint hex>"]
-//! max_keeps = 4
+//! max_keeps = 4                 # default: a fair share, max_keeps / number of tenants
 //! limits = { memory = "256MiB" } # optional, lower than the host's
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -64,6 +74,75 @@ struct RawConfig {
     backends: Vec<String>,
     #[serde(default)]
     tenant: Vec<RawTenant>,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_max_connections_per_peer")]
+    max_connections_per_peer: usize,
+    #[serde(default)]
+    header_timeout: Option<String>,
+    #[serde(default)]
+    body_timeout: Option<String>,
+    #[serde(default)]
+    challenge_timeout: Option<String>,
+    #[serde(default)]
+    payload_timeout: Option<String>,
+    #[serde(default = "default_creates_per_minute")]
+    creates_per_minute: u32,
+    #[serde(default = "default_create_burst")]
+    create_burst: u32,
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_connections_per_peer() -> usize {
+    128
+}
+fn default_creates_per_minute() -> u32 {
+    60
+}
+fn default_create_burst() -> u32 {
+    16
+}
+
+/// How the agent protects itself from its callers: connection caps, timeouts on
+/// slow requests, deadlines for Keeps left waiting, and the rate of Keep creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontDoor {
+    /// Open connections at most (a connection over the cap is closed at once).
+    pub max_connections: usize,
+    /// Open connections from one IP address at most.
+    pub max_connections_per_peer: usize,
+    /// The time a client has to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    pub header_timeout: Duration,
+    /// The longest a request body may pause (every route but stdin, which a tenant
+    /// may legitimately leave quiet; it ends with the Keep).
+    pub body_timeout: Duration,
+    /// A Keep in state 1 not challenged within this is ended.
+    pub challenge_timeout: Duration,
+    /// A Keep whose evidence was relayed and whose payload did not arrive within
+    /// this is ended.
+    pub payload_timeout: Duration,
+    /// Keep creations per tenant per minute, sustained.
+    pub creates_per_minute: u32,
+    /// Keep creations per tenant at once (the bucket's size).
+    pub create_burst: u32,
+}
+
+impl Default for FrontDoor {
+    fn default() -> Self {
+        FrontDoor {
+            max_connections: default_max_connections(),
+            max_connections_per_peer: default_max_connections_per_peer(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            challenge_timeout: Duration::from_secs(60),
+            payload_timeout: Duration::from_secs(60),
+            creates_per_minute: default_creates_per_minute(),
+            create_burst: default_create_burst(),
+        }
+    }
 }
 
 fn default_backends() -> Vec<String> {
@@ -212,6 +291,7 @@ pub struct Config {
     /// Where Keeps may be created; the first is the default.
     pub backends: Vec<Backend>,
     pub tenants: Vec<TenantConfig>,
+    pub front_door: FrontDoor,
 }
 
 impl Config {
@@ -283,6 +363,10 @@ impl Config {
                 "backends: allow at least one (process, kvm)".into(),
             ));
         }
+        let front_door = front_door(&raw).map_err(&invalid)?;
+        // A tenant without its own max_keeps gets a fair share, so that no tenant
+        // can take every slot.
+        let fair_share = (raw.max_keeps / raw.tenant.len().max(1)).max(1);
         let mut tenants = Vec::new();
         for t in &raw.tenant {
             if t.token.as_ref().is_some_and(|tok| tok.len() < 16) {
@@ -323,7 +407,7 @@ impl Config {
                 name: t.name.clone(),
                 token: t.token.clone(),
                 client_certs,
-                max_keeps: t.max_keeps.unwrap_or(raw.max_keeps).min(raw.max_keeps),
+                max_keeps: t.max_keeps.unwrap_or(fair_share).min(raw.max_keeps),
                 limits: parse_limits(&t.limits)
                     .map_err(|m| invalid(format!("tenant {}: {m}", t.name)))?
                     .clamp_to(host_limits),
@@ -348,8 +432,43 @@ impl Config {
             limits: host_limits,
             backends,
             tenants,
+            front_door,
         })
     }
+}
+
+fn front_door(raw: &RawConfig) -> Result<FrontDoor, String> {
+    let d = FrontDoor::default();
+    let dur = |v: &Option<String>, what: &str, default: Duration| -> Result<Duration, String> {
+        match v.as_deref() {
+            None => Ok(default),
+            Some(s) => match keep_manifest::parse_duration_ms(s) {
+                Ok(0) => Err(format!("{what}: must be more than 0")),
+                Ok(ms) => Ok(Duration::from_millis(ms)),
+                Err(e) => Err(format!("{what}: {e}")),
+            },
+        }
+    };
+    if raw.max_connections == 0 || raw.max_connections_per_peer == 0 {
+        return Err("max_connections and max_connections_per_peer must be at least 1".into());
+    }
+    if raw.creates_per_minute == 0 || raw.create_burst == 0 {
+        return Err("creates_per_minute and create_burst must be at least 1".into());
+    }
+    Ok(FrontDoor {
+        max_connections: raw.max_connections,
+        max_connections_per_peer: raw.max_connections_per_peer.min(raw.max_connections),
+        header_timeout: dur(&raw.header_timeout, "header_timeout", d.header_timeout)?,
+        body_timeout: dur(&raw.body_timeout, "body_timeout", d.body_timeout)?,
+        challenge_timeout: dur(
+            &raw.challenge_timeout,
+            "challenge_timeout",
+            d.challenge_timeout,
+        )?,
+        payload_timeout: dur(&raw.payload_timeout, "payload_timeout", d.payload_timeout)?,
+        creates_per_minute: raw.creates_per_minute,
+        create_burst: raw.create_burst,
+    })
 }
 
 fn parse_limits(raw: &RawLimits) -> Result<LimitsConfig, String> {
@@ -390,6 +509,36 @@ mod tests {
         assert!(e.to_string().contains("unknown backend \"sgx\""), "{e}");
         let e = Config::parse(&format!("{base}backends = []\n"), "t").unwrap_err();
         assert!(e.to_string().contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn front_door_defaults_overrides_and_fair_shares() {
+        let base = "listen = \"127.0.0.1:0\"\ninsecure_http = true\ndata_dir = \"/tmp/x\"\nmax_keeps = 9\n";
+        let tenants = "[[tenant]]\nname = \"a\"\ntoken = \"aaaaaaaaaaaaaaaa\"\n[[tenant]]\nname = \"b\"\ntoken = \"bbbbbbbbbbbbbbbb\"\nmax_keeps = 7\n";
+        let c = Config::parse(&format!("{base}{tenants}"), "t").unwrap();
+        assert_eq!(c.front_door, FrontDoor::default());
+        // a: its fair share of 9 between two tenants; b: its own number.
+        assert_eq!((c.tenants[0].max_keeps, c.tenants[1].max_keeps), (4, 7));
+        let c = Config::parse(
+            &format!("{base}header_timeout = \"2s\"\nchallenge_timeout = \"500ms\"\nmax_connections = 10\nmax_connections_per_peer = 50\n{tenants}"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.front_door.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.front_door.challenge_timeout, Duration::from_millis(500));
+        assert_eq!(c.front_door.max_connections_per_peer, 10);
+        for bad in [
+            "header_timeout = \"0s\"",
+            "body_timeout = \"soon\"",
+            "max_connections = 0",
+            "create_burst = 0",
+        ] {
+            let e = Config::parse(&format!("{base}{bad}\n"), "t").unwrap_err();
+            assert!(
+                e.to_string().contains(bad.split(' ').next().unwrap()),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -16,12 +16,14 @@
 mod api;
 mod auth;
 mod config;
+mod listener;
 mod metrics;
+mod quota;
 mod registry;
 mod relay;
 mod tls;
 
-pub use config::{CertIdentity, Config, ConfigError, LimitsConfig, TenantConfig};
+pub use config::{CertIdentity, Config, ConfigError, FrontDoor, LimitsConfig, TenantConfig};
 pub use registry::TrustState;
 
 use std::net::SocketAddr;

@@ -11,6 +11,10 @@ pub struct Metrics {
     pub completed: AtomicU64,
     pub refused: AtomicU64,
     pub relayed_bytes: AtomicU64,
+    /// Connections closed at accept: over the global or per-peer cap.
+    pub connections_refused: AtomicU64,
+    /// Keeps ended by the agent: their exec had ended, or a deadline passed.
+    pub reaped: AtomicU64,
 }
 
 impl Metrics {
@@ -18,8 +22,9 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text; `running` is the current number of Keeps.
-    pub fn render(&self, running: usize) -> String {
+    /// The exposition text; `running` is the current number of Keeps, `connections`
+    /// the number of open connections.
+    pub fn render(&self, running: usize, connections: usize) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, v: &AtomicU64| {
             let _ = writeln!(
@@ -58,9 +63,23 @@ impl Metrics {
             "Sealed bytes relayed from Keeps to tenants.",
             &self.relayed_bytes,
         );
+        counter(
+            "keep_agent_connections_refused_total",
+            "Connections closed at accept, over the global or per-peer connection cap.",
+            &self.connections_refused,
+        );
+        counter(
+            "keep_agent_keeps_reaped_total",
+            "Keeps the agent ended because their exec had ended or a deadline passed (no challenge, no payload).",
+            &self.reaped,
+        );
         let _ = writeln!(
             out,
             "# HELP keep_agent_keeps_running Keeps that exist now.\n# TYPE keep_agent_keeps_running gauge\nkeep_agent_keeps_running {running}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keep_agent_connections_open Connections open now.\n# TYPE keep_agent_connections_open gauge\nkeep_agent_connections_open {connections}"
         );
         out
     }

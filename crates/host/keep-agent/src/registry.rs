@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use keep_host::AttestedKeep;
 use serde::Serialize;
@@ -65,6 +65,10 @@ pub struct Entry {
     pub owner_name: String,
     pub limits: LimitsConfig,
     pub created: SystemTime,
+    /// When it was created, for the challenge deadline.
+    pub created_at: Instant,
+    /// When its evidence was relayed, for the payload deadline.
+    pub evidence_at: Mutex<Option<Instant>>,
     /// `process` or `kvm`.
     pub backend: &'static str,
     pub state: Mutex<TrustState>,

@@ -121,23 +121,34 @@ pub enum End {
     Lost(String),
 }
 
-/// Relays the sealed payload, then every frame from the Keep to `out` as keep-wire
-/// frames, until the exec's exit report or the end of the channel. Sealed records
-/// are counted against the output limit.
-pub fn payload(
+/// Writes a `Sealed` frame of `len` bytes whose payload arrives in pieces on `rx`
+/// (the tenant's request body, streamed); the caller checks that the pieces add up
+/// to `len`. Returns the channel for the relay of the Keep's answer.
+pub fn write_sealed(
+    mut channel: UnixStream,
+    len: u32,
+    mut rx: tokio::sync::mpsc::Receiver<axum::body::Bytes>,
+) -> std::io::Result<UnixStream> {
+    use std::io::Write as _;
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&(FrameKind::Sealed as u32).to_le_bytes());
+    header[4..].copy_from_slice(&len.to_le_bytes());
+    channel.write_all(&header)?;
+    while let Some(piece) = rx.blocking_recv() {
+        channel.write_all(&piece)?;
+    }
+    Ok(channel)
+}
+
+/// Relays every frame from the Keep to `out` as keep-wire frames, until the exec's
+/// exit report or the end of the channel. Sealed records are counted against the
+/// output limit.
+pub fn relay_output(
     entry: &Arc<Entry>,
     mut channel: UnixStream,
-    mut sealed: Vec<u8>,
     out: &mut dyn FnMut(Vec<u8>) -> bool,
     relayed: &std::sync::atomic::AtomicU64,
 ) -> End {
-    if tampering("truncate-payload") {
-        sealed.truncate(sealed.len().saturating_sub(16));
-    }
-    if let Err(e) = write_frame(&mut channel, FrameKind::Sealed, &sealed) {
-        return End::Lost(e.to_string());
-    }
-    drop(sealed);
     let mut records = 0u64;
     let mut held: Option<Vec<u8>> = None;
     loop {

@@ -1,6 +1,7 @@
 //! TLS for the agent's API: rustls with the aws-lc-rs provider, a certificate chain
-//! and key from PEM files named in the config. Handshakes run in their own tasks
-//! (bounded in number and time), so a slow client never stalls the accept loop.
+//! and key from PEM files named in the config. Handshakes run in each connection's
+//! own task, bounded in number and time by the accept loop (`listener.rs`), so a
+//! slow client never stalls it.
 //!
 //! With `client_ca`, clients may present a certificate (mTLS): rustls verifies its
 //! chain to that CA (`WebPkiClientVerifier`, optional, so bearer tokens keep
@@ -11,19 +12,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// Handshakes in flight at most.
-const MAX_HANDSHAKES: usize = 256;
-/// Time a client has to finish its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The identities of a verified client certificate (its end-entity certificate).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,15 +68,8 @@ impl ClientIdentity {
 /// A connection's peer: its address and, with mTLS, its verified certificate.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    #[allow(dead_code)] // what axum's ConnectInfo usually carries; kept for logs
     pub addr: SocketAddr,
     pub cert: Option<Arc<ClientIdentity>>,
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        stream.remote_addr().clone()
-    }
 }
 
 /// The largest client CA file read.
@@ -147,77 +131,4 @@ pub fn server_config(
         .map_err(|e| format!("certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// Accepts TCP connections and hands completed TLS streams to axum.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, Peer)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, rx) = mpsc::channel(64);
-        let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-        tokio::spawn(async move {
-            loop {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let cert = tls
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|c| c.first())
-                                .map(|c| Arc::new(ClientIdentity::from_der(c)));
-                            if let Some(c) = &cert {
-                                tracing::debug!(%peer, cn = ?c.common_name, sha256 = %c.sha256, "client certificate verified");
-                            }
-                            let _ = tx.send((tls, Peer { addr: peer, cert })).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { rx, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if let Some(conn) = self.rx.recv().await {
-                return conn;
-            }
-            // The accept task ended: nothing more will come.
-            std::future::pending::<()>().await;
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.local,
-            cert: None,
-        })
-    }
 }
