@@ -261,7 +261,6 @@ fn flow(
         wall_ms.map(|ms| created_at + std::time::Duration::from_millis(ms) + remote.idle);
     let mut reader = RecordReader::new(session);
     let mut provisioned = false;
-    let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     loop {
         let frame = match keep_wire::read_frame(&mut stream, keep_wire::MAX_CONTROL_FRAME) {
@@ -329,9 +328,10 @@ fn flow(
                         );
                     }
                     RecordKind::Stdout => {
-                        let mut o = stdout.lock();
-                        let _ = o.write_all(&record.data);
-                        let _ = o.flush();
+                        // A closed pipe drops the output and the Keep runs on; any
+                        // other write error ends the deploy (status 125).
+                        crate::output::write_bytes(&record.data)
+                            .map_err(|e| fail(3, e.to_string()))?;
                     }
                     RecordKind::Stderr => {
                         let mut e = stderr.lock();

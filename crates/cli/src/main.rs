@@ -11,6 +11,7 @@ mod deploy;
 mod init;
 mod input;
 mod measure;
+mod output;
 mod platform;
 mod remote;
 mod run;
@@ -29,10 +30,13 @@ fn main() -> ExitCode {
         )
         .into_boxed_str(),
     );
-    let matches = cli::Cli::command().version(version).get_matches();
+    let matches = match cli::Cli::command().version(version).try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(&e),
+    };
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => e.exit(),
+        Err(e) => return clap_exit(&e),
     };
     let result = match cli.command {
         cli::Command::Run(args) => run::run(*args),
@@ -52,6 +56,18 @@ fn main() -> ExitCode {
             eprintln!("keep: {}", one_line(&e));
             ExitCode::from(keep_host::EXIT_KEEP_ERROR)
         }
+    }
+}
+
+/// Prints clap's message (help and version on stdout, usage errors on stderr) with
+/// its exit status; a failed write other than a closed pipe is one line and 125.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    match e.print() {
+        Err(io) if io.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("keep: writing to standard output: {io}");
+            ExitCode::from(keep_host::EXIT_KEEP_ERROR)
+        }
+        _ => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)),
     }
 }
 

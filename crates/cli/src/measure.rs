@@ -8,6 +8,7 @@ use keep_manifest::parse_size;
 use serde_json::json;
 
 use crate::cli::{Backend, MeasureArgs};
+use crate::output::outln;
 
 pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
     if args.backend != Backend::Kvm {
@@ -28,7 +29,7 @@ pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
     let digest = hex::encode(digest);
     let shim = KvmBackend::shim_sha384();
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "backend": "kvm",
@@ -40,15 +41,15 @@ pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
                 "argv": ["keep-exec"],
                 "env": [KVM_EXEC_ENV],
             })
-        );
+        )?;
     } else {
-        println!("sha384:{digest}");
-        println!("  shim  sha384:{shim}");
-        println!("  exec  sha384:{EXEC_SHA384}");
-        println!(
+        outln!("sha384:{digest}")?;
+        outln!("  shim  sha384:{shim}")?;
+        outln!("  exec  sha384:{EXEC_SHA384}")?;
+        outln!(
             "  boot  guest memory {} MiB, argv [keep-exec], env [{KVM_EXEC_ENV}]",
             guest >> 20
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

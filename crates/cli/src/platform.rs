@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::JsonArg;
+use crate::output::outln;
 
 pub fn info(args: JsonArg) -> Result<ExitCode> {
     let info = keep_host::probe();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for b in &info.backends {
@@ -18,8 +19,8 @@ pub fn info(args: JsonArg) -> Result<ExitCode> {
             (true, false) => "present, not implemented",
             (false, _) => "unavailable",
         };
-        println!("{:<8} {:<26} {}", b.backend.name(), state, b.detail);
+        outln!("{:<8} {:<26} {}", b.backend.name(), state, b.detail)?;
     }
-    println!("exec     sha384:{}", keep_host::EXEC_SHA384);
+    outln!("exec     sha384:{}", keep_host::EXEC_SHA384)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cli::{KillArgs, RemoteArgs, ServeArgs};
+use crate::output::outln;
 
 /// The largest JSON answer read from an agent.
 const MAX_ANSWER: u64 = 1 << 20;
@@ -129,6 +130,9 @@ impl Remote {
         let idle = std::time::Duration::from_millis(idle);
         let agent: ureq::Agent = config
             .http_status_as_error(false)
+            // The agent never redirects: a redirect is an answer, never followed
+            // (it could point the token or the sealed payload elsewhere).
+            .max_redirects(0)
             .timeout_connect(Some(idle.min(std::time::Duration::from_secs(10))))
             .timeout_per_read(Some(idle))
             .timeout_per_write(Some(idle))
@@ -399,14 +403,17 @@ pub fn ps(args: RemoteArgs) -> Result<ExitCode> {
     let remote = Remote::new(&args)?;
     let list: List = remote.get("/v1/keeps")?;
     if args.json {
-        println!("{}", json!({ "keeps": list.keeps }));
+        outln!("{}", json!({ "keeps": list.keeps }))?;
     } else {
-        println!("{:<20} {:<12} {:<18} BACKEND", "ID", "TENANT", "STATE");
+        outln!("{:<20} {:<12} {:<18} BACKEND", "ID", "TENANT", "STATE")?;
         for k in &list.keeps {
-            println!(
+            outln!(
                 "{:<20} {:<12} {:<18} {}",
-                k.id, k.tenant, k.state, k.backend
-            );
+                k.id,
+                k.tenant,
+                k.state,
+                k.backend
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -416,7 +423,7 @@ pub fn kill(args: KillArgs) -> Result<ExitCode> {
     let remote = Remote::new(&args.remote)?;
     remote.delete(&format!("/v1/keeps/{}", args.id))?;
     if args.remote.json {
-        println!("{}", json!({ "killed": args.id }));
+        outln!("{}", json!({ "killed": args.id }))?;
     } else {
         eprintln!("keep: Keep {} terminated", args.id);
     }
@@ -438,14 +445,14 @@ pub fn logs(args: KillArgs) -> Result<ExitCode> {
     let remote = Remote::new(&args.remote)?;
     let log: Events = remote.get(&format!("/v1/keeps/{}/events", args.id))?;
     if !args.remote.json && !log.backend.is_empty() {
-        println!("Keep {} on the {} backend", args.id, log.backend);
+        outln!("Keep {} on the {} backend", args.id, log.backend)?;
     }
     let start = log.events.first().map_or(0, |e| e.unix_ms);
     for e in &log.events {
         if args.remote.json {
-            println!("{}", json!(e));
+            outln!("{}", json!(e))?;
         } else {
-            println!("{:>+8} ms  {}", e.unix_ms.saturating_sub(start), e.event);
+            outln!("{:>+8} ms  {}", e.unix_ms.saturating_sub(start), e.event)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ use keep_verifier::{Options, Policy, Tee, UnixTime, Verdict, Verification, attes
 use serde_json::{Value, json};
 
 use crate::cli::VerifyArgs;
+use crate::output::{StdoutError, outln};
 
 /// Exit status when the evidence is not genuine.
 pub const EXIT_NOT_GENUINE: u8 = 10;
@@ -85,9 +86,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         if let Value::Object(m) = &mut out {
             m.insert("now".into(), json!(now.to_rfc3339()));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        print_text(&v, now, args.verbose);
+        print_text(&v, now, args.verbose)?;
     }
     Ok(match v.verdict {
         Verdict::Accepted => ExitCode::SUCCESS,
@@ -158,14 +159,14 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     crate::input::read_bounded(path, MAX_INPUT)
 }
 
-fn print_text(v: &Verification, now: UnixTime, verbose: bool) {
+fn print_text(v: &Verification, now: UnixTime, verbose: bool) -> Result<(), StdoutError> {
     let verdict = match v.verdict {
         Verdict::Accepted => "ACCEPTED: genuine evidence, policy passed",
         Verdict::RefusedByPolicy => "REFUSED: genuine evidence, refused by the policy",
         Verdict::NotGenuine => "NOT GENUINE: the evidence failed verification",
     };
-    println!("{verdict}");
-    println!("  tee: {}   judged at: {}", v.tee.name(), now);
+    outln!("{verdict}")?;
+    outln!("  tee: {}   judged at: {}", v.tee.name(), now)?;
     if let Ok(claims) = serde_json::to_value(&v.claims) {
         let mut lines = Vec::new();
         flatten("", &claims, &mut lines);
@@ -174,16 +175,14 @@ fn print_text(v: &Verification, now: UnixTime, verbose: bool) {
             .filter(|(k, _)| verbose || is_summary_claim(k))
             .collect();
         if !shown.is_empty() {
-            println!(
-                "claims{}:",
-                if verbose {
-                    ""
-                } else {
-                    " (all of them with -v)"
-                }
-            );
+            let all = if verbose {
+                ""
+            } else {
+                " (all of them with -v)"
+            };
+            outln!("claims{all}:")?;
             for (k, val) in shown {
-                println!("  {k}: {val}");
+                outln!("  {k}: {val}")?;
             }
         }
     }
@@ -199,20 +198,21 @@ fn print_text(v: &Verification, now: UnixTime, verbose: bool) {
         } else {
             String::new()
         };
-        println!("{title}: {passed} passed, {failed} failed{skipped}");
+        outln!("{title}: {passed} passed, {failed} failed{skipped}")?;
         // Failures, skipped checks and notes always; plain passes with -v.
         for c in checks.iter() {
             match (c.passed, c.skipped) {
-                (false, _) => println!("  FAIL {}: {}", c.name, c.detail),
+                (false, _) => outln!("  FAIL {}: {}", c.name, c.detail)?,
                 (true, Some(why)) => {
-                    println!("  {} {}: {}", why.text().to_uppercase(), c.name, c.detail)
+                    outln!("  {} {}: {}", why.text().to_uppercase(), c.name, c.detail)?
                 }
-                (true, None) if !c.detail.is_empty() => println!("  note {}: {}", c.name, c.detail),
-                (true, None) if verbose => println!("  ok   {}", c.name),
+                (true, None) if !c.detail.is_empty() => outln!("  note {}: {}", c.name, c.detail)?,
+                (true, None) if verbose => outln!("  ok   {}", c.name)?,
                 (true, None) => {}
             }
         }
     }
+    Ok(())
 }
 
 /// The claims shown without `-v`: platform, measurements, TCB, status, advisories,
