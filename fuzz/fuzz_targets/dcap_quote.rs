@@ -12,6 +12,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = dcap::Quote::parse(data);
+    let _ = dcap::quote_tee(data);
     let _ = dcap::verify(data, None, &Default::default(), &Default::default(), UnixTime(1_700_000_000), Options::default());
     if let Ok(cert) = Cert::from_der(data) {
         let _ = dcap::parse_pck_extensions(&cert);

@@ -129,13 +129,9 @@ fn evidence_bundle(args: &VerifyArgs) -> Result<Bundle> {
     }
     if let Some(quote) = &args.quote {
         let q = read(quote)?;
-        // The bundle records the TEE the quote parser reads from the header (the
-        // verifier checks it again); a quote that does not parse is judged as SGX's
-        // and fails `dcap.quote.parse`.
-        let tee = match keep_verifier::dcap::Quote::parse(&q) {
-            Ok(parsed) if parsed.is_tdx() => Tee::Tdx,
-            _ => Tee::Sgx,
-        };
+        // The bundle records the TEE the quote's header names (the verifier checks
+        // it again); a quote that does not parse fails `dcap.quote.parse` alone.
+        let tee = keep_verifier::dcap::quote_tee(&q);
         let collateral = args.collateral.as_ref().map(|c| read(c)).transpose()?;
         return Ok(Bundle::dcap(tee, q, collateral));
     }

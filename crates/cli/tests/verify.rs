@@ -453,3 +453,50 @@ fn inputs_without_a_size_are_capped_while_reading() {
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 }
+
+#[test]
+fn a_quote_that_does_not_parse_fails_that_check_alone_and_unsigned_tails_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let quote = std::fs::read(vector("tdx/dcap-qvl-uptodate/quote.bin")).unwrap();
+    let coll = vector("tdx/dcap-qvl-uptodate/collateral.json");
+    // A cut TDX quote: its header still says TDX; only the parse fails.
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, &quote[..1000]).unwrap();
+    let o = run(
+        &["verify", "--quote", cut.to_str().unwrap(), "--json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(failed_names(&v, "evidence"), ["dcap.quote.parse"], "{v}");
+    assert_eq!(v["tee"], "tdx");
+
+    // Bytes after the signature data: ignored, counted, and the quote is accepted.
+    let long = dir.path().join("long.bin");
+    let mut bytes = quote.clone();
+    bytes.extend_from_slice(b"not signed by anyone");
+    std::fs::write(&long, &bytes).unwrap();
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            long.to_str().unwrap(),
+            "--collateral",
+            &coll,
+            "--now",
+            "1752919234",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // (The vector already ends in zero padding, counted too.)
+    let padding = keep_verifier::dcap::Quote::parse(&quote)
+        .unwrap()
+        .trailing_bytes;
+    let out = stdout(&o);
+    let note = format!(
+        "note dcap.quote.parse: {} bytes after the signature data are ignored",
+        padding + 20
+    );
+    assert!(out.contains(&note), "{note:?} not in {out}");
+}

@@ -128,7 +128,8 @@ pub fn looks_like_bundle(bytes: &[u8]) -> bool {
 }
 
 /// Verifies the evidence in a bundle. A DCAP bundle whose declared TEE differs from
-/// the quote's own header fails the `bundle.tee` check.
+/// the quote's own header fails the `bundle.tee` check (only when the quote parses:
+/// otherwise `dcap.quote.parse` says all there is to say).
 pub fn verify_bundle(
     bundle: &Bundle,
     policy: &Policy,
@@ -167,7 +168,11 @@ pub fn verify_bundle(
                 now,
                 opts,
             );
-            if v.tee != declared {
+            if v.evidence.failed("dcap.quote.parse") {
+                // Nothing was read from a quote that does not parse: the parse
+                // failure alone is the finding, under the TEE the bundle declares.
+                v.tee = declared;
+            } else if v.tee != declared {
                 v.evidence.fail(
                     "bundle.tee",
                     format!(
@@ -235,6 +240,28 @@ mod tests {
         assert!(Bundle::from_cbor(&cbor[..cbor.len() - 1]).is_err());
         assert!(Bundle::from_cbor(&[]).is_err());
         assert!(!looks_like_bundle(&[0x02, 0, 0, 0]));
+    }
+
+    #[test]
+    fn a_quote_that_does_not_parse_fails_its_parse_check_alone() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        let tdx = std::fs::read(dir.join("tdx/dcap-qvl-uptodate/quote.bin")).unwrap();
+        let policy = Policy::default();
+        let now = UnixTime(1752919234);
+        let failed = |v: &Verification| -> Vec<String> {
+            v.evidence.failures().map(|c| c.name.clone()).collect()
+        };
+        for declared in [Tee::Tdx, Tee::Sgx] {
+            let b = Bundle::dcap(declared, tdx[..1000].to_vec(), None);
+            let v = verify_bundle(&b, &policy, now, Options::default()).unwrap();
+            assert_eq!(failed(&v), ["dcap.quote.parse"], "{declared:?}");
+            assert_eq!(v.tee, declared);
+        }
+        // A quote that parses is still checked against the declared TEE.
+        let b = Bundle::dcap(Tee::Sgx, tdx, None);
+        let v = verify_bundle(&b, &policy, now, Options::default()).unwrap();
+        assert!(v.evidence.failed("bundle.tee"), "{:?}", failed(&v));
+        assert_eq!(v.tee, Tee::Tdx);
     }
 
     #[test]

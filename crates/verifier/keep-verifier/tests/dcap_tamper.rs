@@ -459,7 +459,7 @@ fn checks_go_on_after_a_failure() {
 }
 
 #[test]
-fn truncated_and_overlong_quotes_are_parse_errors() {
+fn truncated_and_overlong_quotes_are_parse_errors_and_unsigned_tails_ignored() {
     for c in [
         tdx(),
         sgx(),
@@ -482,12 +482,20 @@ fn truncated_and_overlong_quotes_are_parse_errors() {
             assert!(v.evidence.failed("dcap.quote.parse"));
             assert_eq!(v.verdict, Verdict::NotGenuine);
         }
+        // Unsigned bytes after the signature data are ignored, and counted.
         let mut long = c.quote.clone();
-        long.push(1);
-        assert!(matches!(
-            dcap::Quote::parse(&long),
-            Err(DcapError::TrailingBytes(_))
-        ));
+        long.extend(b"not signed");
+        let v = verify(&long, Some(&c.collateral), c.now, &cache);
+        let plain = verify(&c.quote, Some(&c.collateral), c.now, &cache);
+        assert_eq!(v.verdict, plain.verdict, "{}", c.name);
+        let extra = dcap::Quote::parse(&c.quote).unwrap().trailing_bytes + 10;
+        assert_eq!(dcap::Quote::parse(&long).unwrap().trailing_bytes, extra);
+        let note = v.evidence.iter().find(|k| k.name == "dcap.quote.parse");
+        assert!(
+            note.is_some_and(|k| k.passed && k.detail.starts_with(&format!("{extra} bytes"))),
+            "{}: {note:?}",
+            c.name
+        );
         long.extend(vec![0u8; 70_000]);
         assert!(matches!(
             dcap::Quote::parse(&long),

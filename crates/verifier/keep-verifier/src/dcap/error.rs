@@ -49,9 +49,6 @@ pub enum DcapError {
         declared: usize,
         used: usize,
     },
-    /// Non-zero bytes after the end of the quote (zero padding is tolerated).
-    #[error("{0} bytes after the end of the quote, not all zero")]
-    TrailingBytes(usize),
     /// Certification data of an unexpected type.
     #[error("certification data type {found}, expected {expected}")]
     CertificationDataType { found: u16, expected: u16 },

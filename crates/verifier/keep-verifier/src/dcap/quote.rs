@@ -16,8 +16,10 @@
 //!
 //! The signed part is the header and the body (for v5 including the body type and
 //! size). Every length is checked against what is left; a length field must match
-//! the data exactly. Bytes after the signature data are tolerated only when they
-//! are all zero (some stacks pad quotes to a fixed buffer size).
+//! the data exactly. Bytes after the signature data (zero padding to a fixed buffer
+//! size, or anything else) are accepted and ignored, as Intel's QVL does: no
+//! signature covers them, so they can say nothing. Their count is kept
+//! ([`Quote::trailing_bytes`]) and reported by the verifier.
 
 use super::error::DcapError;
 use super::reader::Reader;
@@ -110,6 +112,8 @@ pub struct Quote {
     pub cert_data_type: u16,
     /// The innermost certification data.
     pub cert_data: Vec<u8>,
+    /// How many bytes followed the signature data (ignored: no signature covers them).
+    pub trailing_bytes: usize,
 }
 
 impl Quote {
@@ -127,10 +131,7 @@ impl Quote {
         let body = read_body(&mut r, &header)?;
         let signed = bytes.get(..r.pos()).unwrap_or_default().to_vec();
         let sig_data = r.sized_u32("signature data")?;
-        let padding = r.rest();
-        if padding.iter().any(|&b| b != 0) {
-            return Err(DcapError::TrailingBytes(padding.len()));
-        }
+        let trailing_bytes = r.rest().len();
         let mut s = Reader::new(sig_data);
         let signature = s.array("quote signature")?;
         let attestation_key = s.array("attestation key")?;
@@ -165,6 +166,7 @@ impl Quote {
             qe_auth_data: qe.auth_data,
             cert_data_type: qe.cert_type,
             cert_data: qe.cert_data,
+            trailing_bytes,
         })
     }
 
@@ -356,7 +358,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn refuses_bad_headers_and_trailing_data() {
+    fn refuses_bad_headers_and_counts_trailing_data() {
         let good = build(4, &[0u8; TD_REPORT10_LEN], b"x");
         let mut v = good.clone();
         v[0] = 6;
@@ -370,12 +372,22 @@ pub(crate) mod tests {
             Quote::parse(&t),
             Err(DcapError::UnsupportedTee { .. })
         ));
+        assert_eq!(Quote::parse(&good).unwrap().trailing_bytes, 0);
         let mut padded = good.clone();
         padded.extend([0u8; 100]);
-        assert!(Quote::parse(&padded).is_ok());
+        assert_eq!(Quote::parse(&padded).unwrap().trailing_bytes, 100);
         let mut junk = good.clone();
-        junk.push(1);
-        assert_eq!(Quote::parse(&junk), Err(DcapError::TrailingBytes(1)));
+        junk.extend(b"junk");
+        let q = Quote::parse(&junk).unwrap();
+        assert_eq!(q.trailing_bytes, 4);
+        // Everything else is what the quote without them says.
+        assert_eq!(
+            Quote {
+                trailing_bytes: 0,
+                ..q
+            },
+            Quote::parse(&good).unwrap()
+        );
         for n in 0..good.len() {
             assert!(Quote::parse(&good[..n]).is_err(), "prefix {n} parsed");
         }

@@ -4,7 +4,7 @@
 //!
 //! | check | what |
 //! |---|---|
-//! | `dcap.quote.parse` | the quote parses (if not, nothing else can be checked) |
+//! | `dcap.quote.parse` | the quote parses (if not, nothing else can be checked); a note gives the count of bytes after the signature data, which are ignored |
 //! | `dcap.quote.qe_vendor` | the quoting enclave is Intel's |
 //! | `dcap.quote.signature` | the attestation key signed the header and body |
 //! | `dcap.pck.chain` | the quote's PEM PCK chain: PCK leaf -> PCK CA -> a trusted Intel root |
@@ -63,6 +63,16 @@ pub fn verify(
 ) -> Verification {
     let mut ev = Checks::new();
     let q = match Quote::parse(quote) {
+        Ok(q) if q.trailing_bytes > 0 => {
+            ev.pass_with_note(
+                "dcap.quote.parse",
+                format!(
+                    "{} bytes after the signature data are ignored (no signature covers them)",
+                    q.trailing_bytes
+                ),
+            );
+            q
+        }
         Ok(q) => {
             ev.pass("dcap.quote.parse");
             q
@@ -140,6 +150,16 @@ pub fn verify(
 }
 
 /// The TEE a quote that did not parse claims to be (for the record only).
+/// The TEE a quote is from: its parsed header's, or for a quote that does not parse
+/// the TEE type field of its header read as is (TDX for 0x81, else SGX).
+pub fn quote_tee(quote: &[u8]) -> Tee {
+    match Quote::parse(quote) {
+        Ok(q) if q.is_tdx() => Tee::Tdx,
+        Ok(_) => Tee::Sgx,
+        Err(_) => guess_tee(quote),
+    }
+}
+
 fn guess_tee(quote: &[u8]) -> Tee {
     let tee_type = quote
         .get(4..8)
