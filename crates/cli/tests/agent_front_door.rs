@@ -449,6 +449,30 @@ fn the_client_never_sends_its_token_in_clear_off_loopback() {
         );
     }
     assert!(trap.accept().is_err(), "the client connected");
+    // A host that redirects elsewhere is not followed (the token and the sealed
+    // payload would go with it): the redirect is the answer.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let redirecting = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", redirecting.local_addr().unwrap());
+    let location = format!("http://{}/v1/keeps", elsewhere.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = redirecting.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let _ = write!(
+            c,
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    });
+    let o = keep()
+        .args(["ps", "--host", &url, "--token", ALICE])
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("307"), "{}", stderr(&o));
+    assert!(elsewhere.accept().is_err(), "the redirect was followed");
 }
 
 /// Forwards to the agent, but breaks every DELETE: the client cannot destroy Keeps.
