@@ -125,7 +125,10 @@ fn evidence_bundle(args: &VerifyArgs) -> Result<Bundle> {
         for c in &args.crl {
             crls.push(read(c)?);
         }
-        return Ok(Bundle::snp(read(report)?, certs, crls));
+        // The same limits as a bundle, so that --save-bundle writes one that reads back.
+        let bundle = Bundle::snp(read(report)?, certs, crls);
+        bundle.check_items()?;
+        return Ok(bundle);
     }
     if let Some(quote) = &args.quote {
         let q = read(quote)?;
@@ -156,7 +159,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn print_text(v: &Verification, now: UnixTime, verbose: bool) -> Result<(), StdoutError> {
+    // Evidence of the insecure software attester is well formed at best: never genuine.
+    let insecure = v.tee == Tee::Insecure;
     let verdict = match v.verdict {
+        Verdict::Accepted if insecure => {
+            "ACCEPTED: INSECURE evidence (no hardware root of trust, it proves nothing), allowed by the policy"
+        }
+        Verdict::RefusedByPolicy if insecure => {
+            "REFUSED: INSECURE evidence (no hardware root of trust, it proves nothing), refused by the policy"
+        }
+        Verdict::NotGenuine if insecure => "NOT GENUINE: the insecure evidence is malformed",
         Verdict::Accepted => "ACCEPTED: genuine evidence, policy passed",
         Verdict::RefusedByPolicy => "REFUSED: genuine evidence, refused by the policy",
         Verdict::NotGenuine => "NOT GENUINE: the evidence failed verification",

@@ -500,3 +500,117 @@ fn a_quote_that_does_not_parse_fails_that_check_alone_and_unsigned_tails_are_cou
     );
     assert!(out.contains(&note), "{note:?} not in {out}");
 }
+
+#[test]
+fn save_bundle_never_writes_a_bundle_that_keep_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let crl = vector("snp/genoa-revoked-ask/crl1.der");
+    let saved = dir.path().join("b.cbor");
+    let b = saved.to_str().unwrap();
+    let mut args = vec!["--now", "2023-05-01", "--save-bundle", b];
+    for _ in 0..8 {
+        args.extend(["--crl", crl.as_str()]);
+    }
+    // Eight CRLs (the limit): written, and read back to the same verdict.
+    let o = snp_virtee(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = run(&["verify", b, "--now", "2023-05-01"], None);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // A ninth: refused before anything is written.
+    std::fs::remove_file(&saved).unwrap();
+    args.extend(["--crl", crl.as_str()]);
+    let o = snp_virtee(&args);
+    assert_one_line(&o, 125, &["9 CRLs", "limit of 8"]);
+    assert!(!saved.exists(), "an unreadable bundle was written");
+}
+
+#[test]
+fn collateral_that_does_not_parse_fails_its_check_not_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let quote = vector("tdx/dcap-qvl-uptodate/quote.bin");
+    let bad = dir.path().join("collateral.json");
+    std::fs::write(&bad, "{\"tcb_info\": 1").unwrap();
+    let o = run(
+        &[
+            "verify",
+            "--quote",
+            &quote,
+            "--collateral",
+            bad.to_str().unwrap(),
+            "--now",
+            "1752919234",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("CBOR"), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(failed_names(&v, "evidence"), ["dcap.collateral"], "{v}");
+    let text = v["evidence"].to_string();
+    assert!(text.contains("the collateral does not parse"), "{text}");
+}
+
+#[test]
+fn insecure_evidence_is_never_called_genuine() {
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = serde_json::json!({
+        "attester": keep_verifier::insecure::ATTESTER,
+        "warning": keep_verifier::insecure::WARNING,
+        "report_data": "11".repeat(48),
+        "measurement": "22".repeat(48),
+    });
+    let bundle = keep_verifier::bundle::Bundle {
+        version: 1,
+        tee: "insecure".into(),
+        evidence: evidence.to_string().into_bytes(),
+        certs: vec![],
+        crls: vec![],
+        collateral: None,
+    };
+    let b = dir.path().join("insecure.cbor");
+    std::fs::write(&b, bundle.to_cbor().unwrap()).unwrap();
+    let b = b.to_str().unwrap();
+    let o = run(&["verify", b], None);
+    assert_eq!(o.status.code(), Some(11), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("REFUSED: INSECURE evidence"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("genuine"), "{}", stdout(&o));
+
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, "allow_insecure = true\n").unwrap();
+    let (private, public) = keep_verifier::attestation_result::generate_key().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, private).unwrap();
+    let ear = dir.path().join("ear.jwt");
+    let o = run(
+        &[
+            "verify",
+            b,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--ear",
+            ear.to_str().unwrap(),
+            "--ear-key",
+            key.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("ACCEPTED: INSECURE evidence"), "{out}");
+    assert!(!out.contains("genuine"), "{out}");
+    // Nor does the signed result say genuine hardware.
+    let token = std::fs::read_to_string(&ear).unwrap();
+    let result =
+        keep_verifier::attestation_result::verify_jwt(token.trim(), public.as_bytes()).unwrap();
+    let a = &result.submods["insecure"];
+    assert_eq!(
+        a.trust_vector.hardware.get(),
+        ear::claim::UNRECOGNIZED_HARDWARE
+    );
+    assert_eq!(a.status, ear::TrustTier::Contraindicated);
+}

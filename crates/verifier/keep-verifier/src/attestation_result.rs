@@ -7,6 +7,9 @@
 //!   and `hardware` = 96 (contraindicated);
 //! - genuine: `hardware` = 2 (genuine) and `runtime-opaque` = 2 (encrypted memory);
 //!   a failed TCB-status rule lowers `hardware` to 32 (known vulnerabilities);
+//! - evidence of the insecure software attester, even when the policy allows it:
+//!   `hardware` = 97 (unrecognized) and `runtime-opaque` = 96 (visible memory), so
+//!   the status is never better than contraindicated;
 //! - policy rules on measurements and signers set `executables` (2 approved, 33
 //!   unrecognized); rules on debug, VMPL, migration, SMT and attributes set
 //!   `configuration` (2 approved, 96 unsupportable); the report_data rule sets
@@ -23,7 +26,7 @@ use ear::{Algorithm, Appraisal, Ear, RawValue, VerifierID};
 use thiserror::Error;
 
 use crate::UnixTime;
-use crate::verdict::{Verdict, Verification};
+use crate::verdict::{Tee, Verdict, Verification};
 
 /// Failure to build, sign or check an EAR.
 #[derive(Debug, Error)]
@@ -100,8 +103,14 @@ pub fn to_ear(v: &Verification, now: UnixTime, nonce: Option<&str>) -> Ear {
         tv.instance_identity.set(CRYPTO_VALIDATION_FAILED);
         tv.hardware.set(CONTRAINDICATED_HARDWARE);
     } else {
-        tv.hardware.set(GENUINE_HARDWARE);
-        tv.runtime_opaque.set(ENCRYPTED_MEMORY_RUNTIME);
+        if v.tee == Tee::Insecure {
+            // The insecure software attester: no hardware, nothing hidden from the host.
+            tv.hardware.set(UNRECOGNIZED_HARDWARE);
+            tv.runtime_opaque.set(VISIBLE_MEMORY_RUNTIME);
+        } else {
+            tv.hardware.set(GENUINE_HARDWARE);
+            tv.runtime_opaque.set(ENCRYPTED_MEMORY_RUNTIME);
+        }
         let (mut exec, mut config, mut identity, mut hw_ok) = (None, None, None, true);
         for rule in v.policy.iter() {
             match policy_area(&rule.name) {
@@ -111,7 +120,7 @@ pub fn to_ear(v: &Verification, now: UnixTime, nonce: Option<&str>) -> Ear {
                 Area::Hardware => hw_ok &= rule.passed,
             }
         }
-        if !hw_ok {
+        if !hw_ok && v.tee != Tee::Insecure {
             tv.hardware.set(UNSAFE_HARDWARE);
         }
         if let Some(ok) = exec {
@@ -359,6 +368,27 @@ mod tests {
             fake.submods["sev-snp"].verifier_claims["keep.failed"],
             RawValue::Array(vec![RawValue::String("snp.report.signature".into())])
         );
+    }
+
+    #[test]
+    fn insecure_evidence_is_never_genuine_hardware_even_when_allowed() {
+        use ear::claim::*;
+        let evidence = serde_json::json!({
+            "attester": crate::insecure::ATTESTER, "warning": crate::insecure::WARNING,
+            "report_data": hex::encode([1u8; 48]), "measurement": hex::encode([7u8; 48]),
+        })
+        .to_string();
+        let policy = crate::Policy {
+            allow_insecure: true,
+            ..Default::default()
+        };
+        let v = crate::insecure::verify(evidence.as_bytes(), &policy);
+        assert_eq!(v.verdict, Verdict::Accepted);
+        let ear = to_ear(&v, UnixTime(10), None);
+        let a = &ear.submods["insecure"];
+        assert_eq!(a.trust_vector.hardware.get(), UNRECOGNIZED_HARDWARE);
+        assert_eq!(a.trust_vector.runtime_opaque.get(), VISIBLE_MEMORY_RUNTIME);
+        assert_eq!(a.status, ear::TrustTier::Contraindicated);
     }
 
     #[test]

@@ -37,8 +37,8 @@ pub enum BundleError {
     Version(u32),
     #[error("bundle tee {0:?} is unknown (expected sev-snp, tdx or sgx)")]
     UnknownTee(String),
-    #[error("bundle holds {0} certificates or CRLs, over the limit of {MAX_ITEMS}")]
-    TooManyItems(usize),
+    #[error("bundle holds {count} {what}, over the limit of {MAX_ITEMS}")]
+    TooManyItems { what: &'static str, count: usize },
     #[error("an SNP bundle needs the VCEK or VLEK as its first certificate")]
     MissingVcek,
     #[error("writing CBOR: {0}")]
@@ -97,16 +97,32 @@ impl Bundle {
             return Err(BundleError::Version(b.version));
         }
         b.tee()?;
-        if b.certs.len() > MAX_ITEMS || b.crls.len() > MAX_ITEMS {
-            return Err(BundleError::TooManyItems(b.certs.len().max(b.crls.len())));
-        }
+        b.check_items()?;
         Ok(b)
     }
 
-    /// Writes the bundle as CBOR.
+    /// At most [`MAX_ITEMS`] certificates and CRLs, as [`Bundle::from_cbor`] requires.
+    pub fn check_items(&self) -> Result<(), BundleError> {
+        for (what, count) in [
+            ("certificates", self.certs.len()),
+            ("CRLs", self.crls.len()),
+        ] {
+            if count > MAX_ITEMS {
+                return Err(BundleError::TooManyItems { what, count });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the bundle as CBOR, refusing one that [`Bundle::from_cbor`] would
+    /// refuse for its size or number of items, so that what is written reads back.
     pub fn to_cbor(&self) -> Result<Vec<u8>, BundleError> {
+        self.check_items()?;
         let mut out = Vec::new();
         ciborium::into_writer(self, &mut out).map_err(|e| BundleError::Encode(e.to_string()))?;
+        if out.len() > MAX_BUNDLE {
+            return Err(BundleError::TooLarge(out.len()));
+        }
         Ok(out)
     }
 
@@ -153,16 +169,11 @@ pub fn verify_bundle(
         }
         Tee::Insecure => Ok(crate::insecure::verify(&bundle.evidence, policy)),
         Tee::Tdx | Tee::Sgx => {
-            let collateral = match &bundle.collateral {
-                Some(c) => Some(
-                    dcap::Collateral::from_json(c)
-                        .map_err(|e| BundleError::Malformed(format!("collateral: {e}")))?,
-                ),
-                None => None,
-            };
-            let mut v = dcap::verify(
+            // Collateral that does not parse fails `dcap.collateral` (the bundle
+            // itself, its CBOR, was fine).
+            let mut v = dcap::verify_json(
                 &bundle.evidence,
-                collateral.as_ref(),
+                bundle.collateral.as_deref().map(|c| c.as_slice()),
                 &policy.tdx,
                 &policy.sgx,
                 now,
@@ -238,6 +249,20 @@ mod tests {
         ));
 
         assert!(Bundle::from_cbor(&cbor[..cbor.len() - 1]).is_err());
+
+        // What would not be read back is not written either.
+        let nine = Bundle::snp(vec![1], vec![vec![4]], vec![vec![5]; MAX_ITEMS + 1]);
+        assert!(matches!(
+            nine.to_cbor(),
+            Err(BundleError::TooManyItems {
+                what: "CRLs",
+                count: 9
+            })
+        ));
+        let eight = Bundle::snp(vec![1], vec![vec![4]], vec![vec![5]; MAX_ITEMS]);
+        assert_eq!(Bundle::from_cbor(&eight.to_cbor().unwrap()).unwrap(), eight);
+        let huge = Bundle::dcap(Tee::Tdx, vec![0; MAX_BUNDLE], None);
+        assert!(matches!(huge.to_cbor(), Err(BundleError::TooLarge(_))));
         assert!(Bundle::from_cbor(&[]).is_err());
         assert!(!looks_like_bundle(&[0x02, 0, 0, 0]));
     }

@@ -42,4 +42,4 @@ pub use qe_identity::QeIdentity;
 pub use quote::Quote;
 pub use status::TcbStatus;
 pub use tcb_info::TcbInfo;
-pub use verify::{quote_tee, verify};
+pub use verify::{quote_tee, verify, verify_json};

@@ -12,7 +12,7 @@
 //! | `dcap.pck.extensions` | the PCK certificate's SGX extension parses |
 //! | `dcap.qe_report.signature` | the PCK signed the QE report |
 //! | `dcap.qe_report.data` | QE REPORTDATA = SHA-256(attestation key \|\| QE auth data) \|\| 32 zero bytes |
-//! | `dcap.collateral` | collateral was supplied |
+//! | `dcap.collateral` | collateral was supplied (and, with [`verify_json`], parses) |
 //! | `dcap.root_crl.signature`, `.validity` | the root CA CRL is the root's and current |
 //! | `dcap.pck_crl.issuer_chain`, `.signature`, `.validity` | the PCK CRL is the PCK CA's and current |
 //! | `dcap.pck.revocation` | the root CRL does not list the PCK CA, the PCK CRL not the PCK |
@@ -56,6 +56,33 @@ const PCK_LEAF_CN: &str = "SGX PCK Certificate";
 pub fn verify(
     quote: &[u8],
     collateral: Option<&Collateral>,
+    tdx: &TdxPolicy,
+    sgx: &SgxPolicy,
+    now: UnixTime,
+    opts: Options<'_>,
+) -> Verification {
+    verify_with(quote, Ok(collateral), tdx, sgx, now, opts)
+}
+
+/// [`verify`] with the collateral as received (QuoteCollateralV3 JSON): collateral
+/// that does not parse fails `dcap.collateral`, and every other check still runs.
+pub fn verify_json(
+    quote: &[u8],
+    collateral: Option<&[u8]>,
+    tdx: &TdxPolicy,
+    sgx: &SgxPolicy,
+    now: UnixTime,
+    opts: Options<'_>,
+) -> Verification {
+    match collateral.map(Collateral::from_json).transpose() {
+        Ok(c) => verify_with(quote, Ok(c.as_ref()), tdx, sgx, now, opts),
+        Err(e) => verify_with(quote, Err(e), tdx, sgx, now, opts),
+    }
+}
+
+fn verify_with(
+    quote: &[u8],
+    collateral: Result<Option<&Collateral>, super::DcapError>,
     tdx: &TdxPolicy,
     sgx: &SgxPolicy,
     now: UnixTime,
@@ -115,16 +142,20 @@ pub fn verify(
     let pck = check_pck_chain(&mut ev, &q, ctx);
     check_qe_report(&mut ev, &q, pck.leaf(), cache);
     let appraisal = match collateral {
-        None => {
-            ev.fail("dcap.collateral", "no collateral supplied");
+        Ok(Some(c)) => {
+            ev.pass("dcap.collateral");
+            check_collateral(&mut ev, &q, &pck, c, ctx)
+        }
+        missing => {
+            let why = match missing {
+                Err(e) => format!("the collateral does not parse: {e}"),
+                Ok(_) => "no collateral supplied".to_owned(),
+            };
+            ev.fail("dcap.collateral", why);
             Appraisal {
                 platform: super::claims::PlatformClaims::from_pck(pck.ext.as_ref()),
                 ..Appraisal::default()
             }
-        }
-        Some(c) => {
-            ev.pass("dcap.collateral");
-            check_collateral(&mut ev, &q, &pck, c, ctx)
         }
     };
     let (tee, claims, policy) = if q.is_tdx() {
