@@ -54,6 +54,28 @@ fn fail(state: usize, message: impl Into<String>) -> Failure {
     }
 }
 
+/// A bad value on the command line: exit 2, before anything is sent.
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        state: 0,
+        exit: 2,
+        message: message.into(),
+    }
+}
+
+/// A size or duration flag: parsed, and more than zero.
+fn flag_value(
+    flag: &str,
+    text: &str,
+    parse: fn(&str) -> Result<u64, String>,
+) -> Result<u64, Failure> {
+    match parse(text) {
+        Ok(0) => Err(usage(format!("{flag} {text}: must be greater than zero"))),
+        Ok(n) => Ok(n),
+        Err(e) => Err(usage(format!("{flag}: {e}"))),
+    }
+}
+
 impl<E: std::fmt::Display> From<(usize, E)> for Failure {
     fn from((state, e): (usize, E)) -> Self {
         fail(state, e.to_string())
@@ -126,10 +148,29 @@ fn flow(
         ));
     }
     let manifest = sealed_manifest(args, &workload)?;
+    let mut limits = serde_json::Map::new();
+    if let Some(m) = manifest.memory_bytes {
+        limits.insert("memory_bytes".into(), json!(m));
+    }
+    if let Some(c) = manifest.cpu_ms {
+        limits.insert("cpu_ms".into(), json!(c));
+    }
+    if let Some(o) = &args.max_output {
+        let bytes = flag_value("--max-output", o, parse_size)?;
+        limits.insert("output_bytes".into(), json!(bytes));
+    }
+    let wall_ms = match &args.timeout {
+        Some(t) => Some(flag_value("--timeout", t, parse_duration_ms)?),
+        None => None,
+    };
+    if let Some(ms) = wall_ms {
+        limits.insert("wall_ms".into(), json!(ms));
+    }
     let mut policy = match &args.policy {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| fail(0, format!("{}: {e}", p.display())))?;
+            let bytes = read_bounded(p, MAX_POLICY).map_err(|e| fail(0, e))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| fail(0, format!("{}: not UTF-8", p.display())))?;
             Policy::from_toml(&text).map_err(|e| fail(0, format!("{}:{e}", p.display())))?
         }
         None => Policy::default(),
@@ -153,24 +194,6 @@ fn flow(
             )
         ),
     );
-    let mut limits = serde_json::Map::new();
-    if let Some(m) = manifest.memory_bytes {
-        limits.insert("memory_bytes".into(), json!(m));
-    }
-    if let Some(c) = manifest.cpu_ms {
-        limits.insert("cpu_ms".into(), json!(c));
-    }
-    if let Some(o) = &args.max_output {
-        let bytes = parse_size(o).map_err(|e| fail(0, format!("--max-output: {e}")))?;
-        limits.insert("output_bytes".into(), json!(bytes));
-    }
-    let wall_ms = match &args.timeout {
-        Some(t) => Some(parse_duration_ms(t).map_err(|e| fail(0, format!("--timeout: {e}")))?),
-        None => None,
-    };
-    if let Some(ms) = wall_ms {
-        limits.insert("wall_ms".into(), json!(ms));
-    }
 
     // State 1: an empty Keep.
     let created_at = Instant::now();
@@ -666,16 +689,13 @@ fn finish(outcome: &Outcome, json: bool, authenticated: bool) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A tenant's input (workload, secret, policy, manifest), capped on the read.
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() || meta.len() > max {
-        return Err(format!(
-            "{}: not a file of at most {max} bytes",
-            path.display()
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::input::read_bounded(path, max).map_err(|e| format!("{e:#}"))
 }
+
+/// The largest policy file read.
+const MAX_POLICY: u64 = 1 << 20;
 
 fn sealed_manifest(args: &DeployArgs, workload: &[u8]) -> Result<SealedManifest, Failure> {
     let manifest = match &args.manifest {
@@ -692,7 +712,10 @@ fn sealed_manifest(args: &DeployArgs, workload: &[u8]) -> Result<SealedManifest,
     for kv in &args.env {
         let (k, v) = kv
             .split_once('=')
-            .ok_or_else(|| fail(0, format!("--env {kv}: expected KEY=VALUE")))?;
+            .ok_or_else(|| usage(format!("--env {kv}: expected KEY=VALUE")))?;
+        if k.is_empty() {
+            return Err(usage(format!("--env {kv}: the key is empty")));
+        }
         env.retain(|(name, _)| name != k);
         env.push((k.into(), v.into()));
     }
@@ -703,13 +726,10 @@ fn sealed_manifest(args: &DeployArgs, workload: &[u8]) -> Result<SealedManifest,
     ] {
         for s in list {
             let (name, value) = s.split_once('=').ok_or_else(|| {
-                fail(
-                    0,
-                    format!(
-                        "secret {name}: expected NAME=@FILE or NAME=VALUE",
-                        name = s.split('=').next().unwrap_or("")
-                    ),
-                )
+                usage(format!(
+                    "secret {name}: expected NAME=@FILE or NAME=VALUE",
+                    name = s.split('=').next().unwrap_or("")
+                ))
             })?;
             let bytes = match value.strip_prefix('@') {
                 Some(file) => read_bounded(Path::new(file), MAX_SECRET)
@@ -724,11 +744,11 @@ fn sealed_manifest(args: &DeployArgs, workload: &[u8]) -> Result<SealedManifest,
         }
     }
     let memory = match &args.memory {
-        Some(m) => Some(parse_size(m).map_err(|e| fail(0, format!("--memory: {e}")))?),
+        Some(m) => Some(flag_value("--memory", m, parse_size)?),
         None => manifest.limits.memory_bytes,
     };
     let cpu = match &args.cpu {
-        Some(c) => Some(parse_duration_ms(c).map_err(|e| fail(0, format!("--cpu: {e}")))?),
+        Some(c) => Some(flag_value("--cpu", c, parse_duration_ms)?),
         None => manifest.limits.cpu_ms,
     };
     let program_name = args

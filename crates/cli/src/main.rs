@@ -15,6 +15,7 @@ mod output;
 mod platform;
 mod remote;
 mod run;
+mod usage;
 mod verify;
 
 use std::process::ExitCode;
@@ -54,10 +55,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("keep: {}", one_line(&e));
-            ExitCode::from(keep_host::EXIT_KEEP_ERROR)
+            if usage::is_usage(&e) {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(keep_host::EXIT_KEEP_ERROR)
+            }
         }
     }
 }
+
+/// Exit status for a bad command line (as clap's own refusals).
+const EXIT_USAGE: u8 = 2;
 
 /// Prints clap's message (help and version on stdout, usage errors on stderr) with
 /// its exit status; a failed write other than a closed pipe is one line and 125.

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::cli::{Backend, MeasureArgs};
 use crate::output::outln;
+use crate::usage::usage;
 
 pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
     if args.backend != Backend::Kvm {
@@ -20,9 +21,9 @@ pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
     let memory = match args.memory.as_deref() {
         None => None,
         Some(text) => match parse_size(text) {
-            Ok(0) => bail!("--memory {text}: must be greater than zero"),
+            Ok(0) => usage!("--memory {text}: must be greater than zero"),
             Ok(n) => Some(n),
-            Err(e) => bail!("--memory: {e}"),
+            Err(e) => usage!("--memory: {e}"),
         },
     };
     let (digest, guest) = KvmBackend::measure(memory).map_err(|e| anyhow::anyhow!("{e}"))?;

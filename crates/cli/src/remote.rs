@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::cli::{KillArgs, RemoteArgs, ServeArgs};
 use crate::output::outln;
+use crate::usage::usage;
 
 /// The largest JSON answer read from an agent.
 const MAX_ANSWER: u64 = 1 << 20;
@@ -39,11 +40,7 @@ pub fn is_idle_timeout(e: &std::io::Error) -> bool {
 const MAX_PEM: u64 = 1 << 20;
 
 fn read_pem(path: &std::path::Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    if meta.len() > MAX_PEM {
-        bail!("{}: over 1 MiB, not a PEM file", path.display());
-    }
-    std::fs::read(path).with_context(|| format!("{}", path.display()))
+    crate::input::read_bounded(path, MAX_PEM)
 }
 
 /// A client certificate chain and its key for mTLS.
@@ -68,7 +65,7 @@ impl Remote {
     pub fn new(args: &RemoteArgs) -> Result<Self> {
         let base = args.host.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("--host must be an http:// or https:// URL, not {base:?}");
+            usage!("--host must be an http:// or https:// URL, not {base:?}");
         }
         if args.token.is_some() && base.starts_with("http://") && !is_loopback(&base) {
             bail!(
@@ -76,13 +73,13 @@ impl Remote {
             );
         }
         if args.token.is_none() && args.cert.is_none() {
-            bail!(
+            usage!(
                 "give a bearer token (--token or KEEP_TOKEN) or a client certificate (--cert and --key)"
             );
         }
         let mut config = ureq::Agent::config_builder();
         if !base.starts_with("https://") && args.cert.is_some() {
-            bail!("a client certificate (--cert) needs an https:// host");
+            usage!("a client certificate (--cert) needs an https:// host");
         }
         if base.starts_with("https://") {
             // The system's roots (rustls-native-certs: the OS store, or SSL_CERT_FILE /
@@ -122,11 +119,11 @@ impl Remote {
                     .build(),
             );
         }
-        let idle = keep_manifest::parse_duration_ms(&args.idle_timeout)
-            .map_err(|e| anyhow::anyhow!("--idle-timeout: {e}"))?;
-        if idle == 0 {
-            bail!("--idle-timeout must be more than 0");
-        }
+        let idle = match keep_manifest::parse_duration_ms(&args.idle_timeout) {
+            Ok(0) => usage!("--idle-timeout must be more than 0"),
+            Ok(ms) => ms,
+            Err(e) => usage!("--idle-timeout: {e}"),
+        };
         let idle = std::time::Duration::from_millis(idle);
         let agent: ureq::Agent = config
             .http_status_as_error(false)

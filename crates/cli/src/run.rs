@@ -12,6 +12,7 @@ use keep_wire::{DirSpec, LaunchSpec, Limits};
 use serde_json::json;
 
 use crate::cli::{Backend, RunArgs};
+use crate::usage::usage;
 
 /// Largest workload `keep run` reads.
 const MAX_WORKLOAD_BYTES: u64 = 1 << 30;
@@ -119,11 +120,11 @@ fn read_workload(path: &Path) -> Result<Vec<u8>> {
 fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostLimits)> {
     let mut env = manifest.env.clone();
     for kv in &args.env {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--env {kv}: expected KEY=VALUE"))?;
+        let Some((k, v)) = kv.split_once('=') else {
+            usage!("--env {kv}: expected KEY=VALUE");
+        };
         if k.is_empty() {
-            bail!("--env {kv}: the key is empty");
+            usage!("--env {kv}: the key is empty");
         }
         env.retain(|(key, _)| key != k);
         env.push((k.to_string(), v.to_string()));
@@ -157,7 +158,7 @@ fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostL
     let wall = stricter(flag_ms("--timeout", &args.timeout)?, m.wall_ms);
     let output = stricter(flag_size("--max-output", &args.max_output)?, m.output_bytes);
     if args.max_files == Some(0) {
-        bail!("--max-files 0: must be greater than zero");
+        usage!("--max-files 0: must be greater than zero");
     }
     let open_files = stricter(args.max_files, m.open_files);
 
@@ -195,9 +196,9 @@ fn positive(
         return Ok(None);
     };
     match parse(text) {
-        Ok(0) => bail!("{flag} {text}: must be greater than zero"),
+        Ok(0) => usage!("{flag} {text}: must be greater than zero"),
         Ok(n) => Ok(Some(n)),
-        Err(e) => bail!("{flag}: {e}"),
+        Err(e) => usage!("{flag}: {e}"),
     }
 }
 
@@ -215,11 +216,11 @@ fn parse_dir(flag: &str, value: &str, writable: bool) -> Result<DirSpec> {
         None => (value, value),
     };
     if host.is_empty() || guest.is_empty() {
-        bail!("{flag} {value}: expected HOST::GUEST");
+        usage!("{flag} {value:?}: expected HOST::GUEST");
     }
     let host_path = PathBuf::from(host);
     if !host_path.is_dir() {
-        bail!("{flag} {value}: {host} is not a directory");
+        usage!("{flag} {value}: {host} is not a directory");
     }
     Ok(DirSpec {
         source: host.to_string(),

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::cli::VerifyArgs;
 use crate::output::{StdoutError, outln};
+use crate::usage::usage;
 
 /// Exit status when the evidence is not genuine.
 pub const EXIT_NOT_GENUINE: u8 = 10;
@@ -24,7 +25,10 @@ const MAX_INPUT: u64 = 8 * 1024 * 1024;
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let now = match &args.now {
-        Some(t) => UnixTime::parse(t).map_err(|e| anyhow::anyhow!("--now: {e}"))?,
+        Some(t) => match UnixTime::parse(t) {
+            Ok(t) => t,
+            Err(e) => usage!("--now: {e}"),
+        },
         None => UnixTime(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -41,10 +45,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         None => Policy::default(),
     };
     if let Some(hexdata) = &args.report_data {
-        let data = hex::decode(hexdata.trim())
-            .map_err(|e| anyhow::anyhow!("--report-data: not hex: {e}"))?;
+        let data = match hex::decode(hexdata.trim()) {
+            Ok(d) => d,
+            Err(e) => usage!("--report-data: not hex: {e}"),
+        };
         if data.len() > 64 {
-            bail!(
+            usage!(
                 "--report-data: {} bytes, but report_data holds at most 64",
                 data.len()
             );
