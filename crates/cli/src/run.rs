@@ -37,12 +37,19 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if args.backend == Backend::Kvm {
         return run_kvm(&args, spec, workload, host_limits);
     }
-    let cache_dir = keep_host::ExecImage::default_cache_dir();
-    if !args.no_cache {
-        spec.compile_cache_dir = Some(cache_dir.join("modules").display().to_string());
+    // The cache directory (the exec, compiled code) is used only if no other user
+    // can write it; without a home there is none, and the exec runs from memory.
+    let cache_dir = keep_host::default_cache_dir();
+    let backend = match &cache_dir {
+        Some(dir) => ProcessBackend::cached(dir)?,
+        None => ProcessBackend::embedded()?,
+    };
+    if let (false, Some(dir)) = (args.no_cache, &cache_dir) {
+        let modules = dir.join("modules");
+        keep_host::ensure_private_dir(&modules)?;
+        spec.compile_cache_dir = Some(modules.display().to_string());
     }
 
-    let backend = ProcessBackend::new(&cache_dir)?;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);

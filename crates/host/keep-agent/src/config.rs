@@ -7,7 +7,7 @@
 //! # tls_key = "key.pem"
 //! # client_ca = "clients-ca.pem" # with TLS: tenants may authenticate by client
 //! #                              # certificate (mTLS) signed by this CA (PEM)
-//! data_dir = "/var/lib/keep"    # the exec image cache (no tenant data is written)
+//! data_dir = "/var/lib/keep"    # created 0700, refused if others can write it (no tenant data is written)
 //! max_keeps = 16
 //! admin_token = "..."
 //! backends = ["process", "kvm"] # where Keeps may be created (default ["process"]);

@@ -10,7 +10,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -24,6 +24,7 @@ use crate::kvm::KvmBackend;
 use crate::process::{
     HostLimits, Killer, LaunchError, ProcessBackend, RUNTIME_MEMORY_SLACK, Watchdog,
 };
+use crate::spawn::Exec;
 
 /// A running exec that has greeted the host and waits for a `Challenge`.
 pub struct AttestedKeep {
@@ -36,7 +37,7 @@ pub struct AttestedKeep {
 /// Where the exec runs.
 enum Runner {
     Process {
-        child: Child,
+        exec: Exec,
         killer: Arc<Killer>,
         watchdog: Option<Watchdog>,
     },
@@ -74,15 +75,15 @@ impl ProcessBackend {
             child_fd: CHANNEL_FD,
         }])
         .map_err(|e| LaunchError::Channel(e.to_string()))?;
-        let child = cmd.spawn().map_err(LaunchError::Spawn)?;
-        let killer = Arc::new(Killer::new(&child));
+        let exec = crate::spawn::spawn(cmd).map_err(LaunchError::Spawn)?;
+        let killer = Arc::new(Killer::new(&exec));
         if let Some(cap) = limits.memory_bytes {
             killer.limit_data(cap.saturating_add(RUNTIME_MEMORY_SLACK));
         }
         let watchdog = limits.wall.map(|w| Watchdog::start(w, killer.clone()));
         let keep = AttestedKeep {
             runner: Runner::Process {
-                child,
+                exec,
                 killer,
                 watchdog,
             },
@@ -241,7 +242,7 @@ impl AttestedKeep {
     /// The exec's process id (process backend), or None for a KVM Keep.
     pub fn pid(&self) -> Option<u32> {
         match &self.runner {
-            Runner::Process { child, .. } => Some(child.id()),
+            Runner::Process { exec, .. } => Some(exec.child.id()),
             Runner::Kvm(_) => None,
         }
     }
@@ -299,21 +300,15 @@ impl AttestedKeep {
         }
     }
 
-    /// Kills the exec (idempotent) and reaps it.
+    /// Kills the exec (idempotent) and reaps it (its secrets directory, which a
+    /// killed exec cannot remove, goes first).
     pub fn terminate(&mut self, why: &str) {
         let _ = why;
         match &mut self.runner {
-            Runner::Process {
-                child,
-                killer,
-                watchdog,
-            } => {
-                if killer.reason().is_none()
-                    && let Ok(None) = child.try_wait()
-                {
-                    let _ = child.kill();
-                }
-                let _ = child.wait();
+            Runner::Process { exec, watchdog, .. } => {
+                // Through the pidfd: a no-op once the exec has ended.
+                exec.handle.kill();
+                let _ = exec.reap();
                 if let Some(w) = watchdog.take() {
                     w.stop();
                 }
@@ -336,11 +331,11 @@ impl AttestedKeep {
     pub fn wait(&mut self) -> Option<(Limit, String)> {
         match &mut self.runner {
             Runner::Process {
-                child,
+                exec,
                 killer,
                 watchdog,
             } => {
-                let _ = child.wait();
+                let _ = exec.reap();
                 if let Some(w) = watchdog.take() {
                     w.stop();
                 }
@@ -356,7 +351,8 @@ impl AttestedKeep {
     /// Whether the exec has ended.
     pub fn has_ended(&mut self) -> bool {
         match &mut self.runner {
-            Runner::Process { child, .. } => !matches!(child.try_wait(), Ok(None)),
+            // Without reaping it: `terminate` or `wait` reap (after the clean-up).
+            Runner::Process { exec, .. } => exec.handle.has_ended(),
             Runner::Kvm(k) => k.vcpu.as_ref().is_none_or(|t| t.is_finished()),
         }
     }

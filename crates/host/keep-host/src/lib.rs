@@ -1,7 +1,10 @@
 //! The host side of Keep: backends that create Keeps, the launcher that feeds the
 //! exec over the launch channel, host-enforced limits and platform detection.
 //!
-//! **Trusts:** the host owner's configuration and limits.
+//! **Trusts:** the host owner's configuration and limits, and the exec embedded in
+//! it at build time (run from a sealed in-memory copy, never from a file on disk).
+//! Its own directories (the agent's `data_dir`, `keep run`'s cache) only when no
+//! other user can write them.
 //! **Does not trust:** the exec and the workload inside the Keep. Everything the exec
 //! sends back is parsed as untrusted, the host measures resource use itself (from
 //! the kernel, not from the exec's report), and limits are enforced from outside:
@@ -13,13 +16,17 @@
 
 mod attested;
 mod exec_image;
+mod host_dirs;
 mod kvm;
 mod platform;
 mod process;
 mod result;
+mod secrets;
+mod spawn;
 
 pub use attested::AttestedKeep;
 pub use exec_image::{EXEC_SHA384, ExecImage};
+pub use host_dirs::{HostDirError, default_cache_dir, ensure_private_dir};
 pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend};
 pub use platform::{BackendKind, BackendStatus, PlatformInfo, probe};
 pub use process::{HostLimits, LaunchError, ProcessBackend, RunRequest};

@@ -3,12 +3,14 @@
 //! It isolates nothing from the host, but it runs the very same exec binary and
 //! speaks the same launch channel as the KVM Keep, and the host enforces its limits
 //! from outside: wall-clock time (kill), output (it relays and counts every byte),
-//! memory (RLIMIT_DATA as a backstop to the exec's own cap).
+//! memory (RLIMIT_DATA as a backstop to the exec's own cap). The exec runs from a
+//! sealed in-memory copy (`exec_image`), is spawned, signalled and reaped as
+//! `spawn` says, and inherits only fds 0-3 (it closes any other at start).
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -22,7 +24,9 @@ use keep_wire::{
 use thiserror::Error;
 
 use crate::exec_image::ExecImage;
+use crate::host_dirs::HostDirError;
 use crate::result::{HostStats, RunResult};
+use crate::spawn::{Exec, ExecHandle};
 
 /// Limits the host enforces from outside the Keep.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,8 +53,10 @@ pub struct RunRequest {
 /// Why a Keep could not be launched or lost.
 #[derive(Debug, Error)]
 pub enum LaunchError {
-    #[error("cannot prepare the exec in {dir}: {source}")]
-    ExecImage { dir: String, source: io::Error },
+    #[error("cannot prepare the exec: {0}")]
+    ExecImage(io::Error),
+    #[error("{0}")]
+    HostDir(#[from] HostDirError),
     #[error("cannot start the exec: {0}")]
     Spawn(io::Error),
     #[error("cannot set up the launch channel: {0}")]
@@ -72,12 +78,28 @@ pub struct ProcessBackend {
 }
 
 impl ProcessBackend {
-    /// Prepares the exec binary under `cache_dir`.
-    pub fn new(cache_dir: &std::path::Path) -> Result<Self, LaunchError> {
-        let exec = ExecImage::materialize(cache_dir).map_err(|source| LaunchError::ExecImage {
-            dir: cache_dir.display().to_string(),
-            source,
-        })?;
+    /// For a long-lived host (the agent): checks its directory `dir` (`data_dir`:
+    /// created 0700 if missing, refused if another user can write it, see
+    /// `host_dirs`), then as [`Self::embedded`].
+    pub fn new(dir: &std::path::Path) -> Result<Self, LaunchError> {
+        crate::host_dirs::ensure_private_dir(dir)?;
+        Self::embedded()
+    }
+
+    /// Runs the embedded exec from a sealed memfd (nothing on disk; ~20 ms to
+    /// prepare, once), and removes secrets directories that execs of a killed host
+    /// left behind.
+    pub fn embedded() -> Result<Self, LaunchError> {
+        let exec = ExecImage::sealed().map_err(LaunchError::ExecImage)?;
+        crate::secrets::remove_stale();
+        Ok(Self { exec })
+    }
+
+    /// For one run (`keep run`): the exec from a checked file in the private cache
+    /// directory `dir` (see [`ExecImage::cached`]).
+    pub fn cached(dir: &std::path::Path) -> Result<Self, LaunchError> {
+        crate::host_dirs::ensure_private_dir(dir)?;
+        let exec = ExecImage::cached(dir).map_err(LaunchError::ExecImage)?;
         Ok(Self { exec })
     }
 
@@ -99,8 +121,8 @@ impl ProcessBackend {
         } else {
             (Stdio::from(stdout), Stdio::from(stderr), None)
         };
-        let mut child = self.spawn(&request.spec, exec_end, stdout, stderr)?;
-        let killer = Arc::new(Killer::new(&child));
+        let mut exec = self.spawn(&request.spec, exec_end, stdout, stderr)?;
+        let killer = Arc::new(Killer::new(&exec));
         if let Some(cap) = request.limits.memory_bytes {
             killer.limit_data(cap.saturating_add(RUNTIME_MEMORY_SLACK));
         }
@@ -109,11 +131,11 @@ impl ProcessBackend {
         let cap = request.limits.output_bytes;
         let relays = match out_sinks {
             Some((out, err)) => [
-                child
+                exec.child
                     .stdout
                     .take()
                     .map(|s| relay(s.into(), out, &output, &killer, cap)),
-                child
+                exec.child
                     .stderr
                     .take()
                     .map(|s| relay(s.into(), err, &output, &killer, cap)),
@@ -127,7 +149,7 @@ impl ProcessBackend {
 
         let mut warnings = Vec::new();
         let report = converse(&mut channel, &request, &mut warnings);
-        let status = child.wait().map_err(LaunchError::Spawn)?;
+        let status = exec.reap().map_err(LaunchError::Spawn)?;
         if let Some(w) = watchdog {
             w.stop();
         }
@@ -162,7 +184,7 @@ impl ProcessBackend {
         exec_end: UnixStream,
         stdout: Stdio,
         stderr: Stdio,
-    ) -> Result<Child, LaunchError> {
+    ) -> Result<Exec, LaunchError> {
         let mut cmd = Command::new(&self.exec.path);
         cmd.env_clear()
             .stdin(match spec.stdio[0] {
@@ -176,7 +198,7 @@ impl ProcessBackend {
             child_fd: CHANNEL_FD,
         }])
         .map_err(|e| LaunchError::Channel(e.to_string()))?;
-        cmd.spawn().map_err(LaunchError::Spawn)
+        crate::spawn::spawn(cmd).map_err(LaunchError::Spawn)
     }
 }
 
@@ -233,17 +255,14 @@ pub(crate) fn converse(
 
 /// Kills the Keep at most once, remembering the first limit that asked for it.
 pub(crate) struct Killer {
-    pid: Option<rustix::process::Pid>,
+    exec: Arc<ExecHandle>,
     reason: Mutex<Option<(Limit, String)>>,
 }
 
 impl Killer {
-    pub(crate) fn new(child: &Child) -> Self {
-        let pid = i32::try_from(child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw);
+    pub(crate) fn new(exec: &Exec) -> Self {
         Self {
-            pid,
+            exec: exec.handle.clone(),
             reason: Mutex::new(None),
         }
     }
@@ -252,9 +271,7 @@ impl Killer {
         let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if reason.is_none() {
             *reason = Some((limit, detail));
-            if let Some(pid) = self.pid {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+            self.exec.kill();
         }
     }
 
@@ -265,14 +282,17 @@ impl Killer {
             .clone()
     }
 
+    /// Sets RLIMIT_DATA; called right after the spawn, while the exec is unreaped.
     pub(crate) fn limit_data(&self, bytes: u64) {
-        if let Some(pid) = self.pid {
-            let limit = rustix::process::Rlimit {
-                current: Some(bytes),
-                maximum: Some(bytes),
-            };
-            let _ = rustix::process::prlimit(Some(pid), rustix::process::Resource::Data, limit);
-        }
+        let limit = rustix::process::Rlimit {
+            current: Some(bytes),
+            maximum: Some(bytes),
+        };
+        let _ = rustix::process::prlimit(
+            Some(self.exec.pid()),
+            rustix::process::Resource::Data,
+            limit,
+        );
     }
 }
 

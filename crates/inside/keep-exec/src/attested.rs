@@ -16,10 +16,10 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use keep_seal::{KeepKey, RecordKind, SecretDelivery, Session};
+use keep_seal::{KeepKey, RecordKind, Session};
 use keep_wire::{
-    Challenge, DirSpec, Evidence, ExitReport, FrameKind, LaunchSpec, Limits, Outcome, RunStats,
-    StdioTarget, read_frame, write_frame, write_json,
+    Challenge, Evidence, ExitReport, FrameKind, LaunchSpec, Limits, Outcome, RunStats, StdioTarget,
+    read_frame, write_frame, write_json,
 };
 
 use crate::channel::Channel;
@@ -144,10 +144,10 @@ pub fn run(channel: &mut Channel, challenge: &Challenge) -> ExitReport {
 
     // State 3: run, with output captured and sealed.
     let mut spec = spec_from(&payload.manifest, challenge);
-    let secrets_dir = match secrets(&payload.manifest, &mut spec) {
-        Ok(d) => d,
-        Err(e) => return sealed_end(&writer, failed(format!("state 3: secrets: {e}"))),
-    };
+    if let Err(e) = crate::secrets::deliver(&payload.manifest, &mut spec) {
+        crate::secrets::remove();
+        return sealed_end(&writer, failed(format!("state 3: secrets: {e}")));
+    }
     let mut pumps = Vec::new();
     if crate::in_kvm_keep() {
         // One thread: the WASI streams seal and send in place (no pipes, no pumps).
@@ -174,7 +174,7 @@ pub fn run(channel: &mut Channel, challenge: &Challenge) -> ExitReport {
     for p in pumps {
         let _ = p.join();
     }
-    drop(secrets_dir);
+    crate::secrets::remove();
     sealed_end(&writer, report)
 }
 
@@ -233,7 +233,7 @@ fn watch_host_and_input(
         loop {
             let frame = match read_frame(&mut watch, keep_wire::MAX_CONTROL_FRAME) {
                 Ok(f) if f.kind == FrameKind::Input => f,
-                _ => std::process::exit(crate::EXIT_HOST_GONE),
+                _ => crate::host_gone(),
             };
             match input.open(&frame.payload) {
                 Ok(keep_seal::Input::Data(d)) => {
@@ -249,7 +249,7 @@ fn watch_host_and_input(
                     let message = format!("the Keep refused the tenant's input: {e}");
                     let json = serde_json::json!({ "message": message }).to_string();
                     send(&writer, RecordKind::Refused, json.as_bytes());
-                    std::process::exit(crate::EXIT_HOST_GONE);
+                    crate::host_gone();
                 }
             }
         }
@@ -327,64 +327,4 @@ fn spec_from(m: &keep_seal::SealedManifest, challenge: &Challenge) -> LaunchSpec
         parallel_compilation: challenge.parallel_compilation,
         compile_cache_dir: None,
     }
-}
-
-/// Where secret files live: a private directory in memory (`/dev/shm`, mode 0700).
-/// On the process backend the host can read it (it can read the whole exec); inside
-/// a KVM Keep it must be memory of the Keep.
-const SECRETS_PARENT: &str = "/dev/shm";
-/// The directory the workload sees.
-const SECRETS_GUEST: &str = "/secrets";
-
-/// Delivers secrets: environment variables, or files in a private in-memory
-/// directory preopened read-only at `/secrets`.
-fn secrets(
-    m: &keep_seal::SealedManifest,
-    spec: &mut LaunchSpec,
-) -> Result<Option<tempfile::TempDir>, String> {
-    let mut dir: Option<tempfile::TempDir> = None;
-    for s in &m.secrets {
-        let value = hex::decode(&s.value_hex).map_err(|_| format!("{} is not hex", s.name))?;
-        let valid_name = !s.name.is_empty()
-            && s.name.len() <= 128
-            && s.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-            && !s.name.starts_with('.');
-        if !valid_name {
-            return Err(format!("secret name {:?} is not allowed", s.name));
-        }
-        match s.delivery {
-            SecretDelivery::Env => {
-                let v = String::from_utf8(value)
-                    .map_err(|_| format!("{} is not UTF-8 (needed for env)", s.name))?;
-                spec.env.push((s.name.clone(), v));
-            }
-            SecretDelivery::File => {
-                if crate::in_kvm_keep() {
-                    return Err(format!(
-                        "secret {} is a file, and a KVM Keep has no file system yet (deliver it with --secret-env)",
-                        s.name
-                    ));
-                }
-                if dir.is_none() {
-                    let d = tempfile::Builder::new()
-                        .prefix("keep-secrets-")
-                        .tempdir_in(SECRETS_PARENT)
-                        .map_err(|e| format!("cannot create the secrets directory: {e}"))?;
-                    spec.dirs.push(DirSpec {
-                        source: d.path().display().to_string(),
-                        guest_path: SECRETS_GUEST.into(),
-                        writable: false,
-                    });
-                    dir = Some(d);
-                }
-                if let Some(d) = &dir {
-                    std::fs::write(d.path().join(&s.name), &value)
-                        .map_err(|e| format!("cannot write {}: {e}", s.name))?;
-                }
-            }
-        }
-    }
-    Ok(dir)
 }

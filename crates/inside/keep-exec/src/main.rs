@@ -16,6 +16,7 @@
 mod attested;
 mod channel;
 mod engine;
+mod harden;
 mod limits;
 mod outcome;
 mod p1_extras;
@@ -23,6 +24,7 @@ mod p1_poll;
 mod p1_run;
 mod p2_run;
 mod sealed_stdio;
+mod secrets;
 mod wasi;
 
 use std::io::Write;
@@ -49,6 +51,20 @@ pub fn kvm_runtime() -> Option<&'static tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, on the process backend: drop what the host let through
+    // (every descriptor but 0-3), and no core dumps, no dying after the host.
+    if !in_kvm_keep() {
+        if let Err(e) = channel::close_inherited().and_then(|()| harden::at_start()) {
+            let _ = writeln!(std::io::stderr(), "keep-exec: {e}");
+            return ExitCode::from(125);
+        }
+        // A panic on any thread leaves no secret file behind.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            secrets::remove();
+            default_hook(info);
+        }));
+    }
     // wasmtime-wasi runs its host calls on an ambient tokio runtime, multi-threaded
     // unless one is already entered. A Keep has one thread: enter a current-thread
     // runtime for the whole run, with I/O (preview 2 sockets; the shim serves
@@ -133,6 +149,13 @@ fn run(channel: &mut channel::Channel) -> ExitReport {
 /// Status the exec exits with when the host closes the channel mid-run.
 const EXIT_HOST_GONE: i32 = 125;
 
+/// Ends the exec because the host went away (or broke the protocol mid-run); the
+/// secret files go first.
+pub(crate) fn host_gone() -> ! {
+    secrets::remove();
+    std::process::exit(EXIT_HOST_GONE);
+}
+
 /// While the workload runs, anything more from the host (or the host going away)
 /// ends the Keep: the host stays in control of its resources.
 /// In a KVM Keep there is no second thread: the VMM stops the Keep itself.
@@ -143,7 +166,7 @@ pub(crate) fn watch_host(channel: &channel::Channel) {
     if let Ok(mut watch) = channel.try_clone() {
         let _ = std::thread::Builder::new().spawn(move || {
             let _ = read_frame(&mut watch, keep_wire::MAX_CONTROL_FRAME);
-            std::process::exit(EXIT_HOST_GONE);
+            host_gone();
         });
     }
 }

@@ -167,7 +167,7 @@ impl InputState {
             // Keep (as the process backend's watcher does).
             let frame = match read_frame(&mut self.channel, keep_wire::MAX_CONTROL_FRAME) {
                 Ok(f) if f.kind == FrameKind::Input => f,
-                _ => std::process::exit(crate::EXIT_HOST_GONE),
+                _ => crate::host_gone(),
             };
             match self.input.open(&frame.payload) {
                 Ok(Input::Data(d)) => {
@@ -179,7 +179,7 @@ impl InputState {
                     let message = format!("the Keep refused the tenant's input: {e}");
                     let json = serde_json::json!({ "message": message }).to_string();
                     send(&self.writer, RecordKind::Refused, json.as_bytes());
-                    std::process::exit(crate::EXIT_HOST_GONE);
+                    crate::host_gone();
                 }
             }
         }
