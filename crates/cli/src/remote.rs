@@ -362,35 +362,6 @@ pub struct ViewLimits {
     pub memory_bytes: Option<u64>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_loopback;
-
-    #[test]
-    fn only_loopback_hosts_may_get_a_token_over_plain_http() {
-        for yes in [
-            "http://127.0.0.1:8400",
-            "http://127.9.8.7",
-            "http://[::1]:8400/",
-            "http://localhost:1",
-            "http://LOCALHOST",
-        ] {
-            assert!(is_loopback(yes), "{yes}");
-        }
-        for no in [
-            "http://10.0.0.1:8400",
-            "http://0.0.0.0:8400",
-            "http://[::]:8400",
-            "http://example.com",
-            "http://localhost.example.com",
-            "http://127.0.0.1.example.com",
-            "http://user@[fe80::1]:80",
-            "not a url",
-        ] {
-            assert!(!is_loopback(no), "{no}");
-        }
-    }
-}
 
 pub fn ps(args: RemoteArgs) -> Result<ExitCode> {
     #[derive(Deserialize)]
@@ -460,4 +431,34 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let config = keep_agent::Config::load(&args.config)?;
     keep_agent::serve(config)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_hosts_may_get_a_token_over_plain_http() {
+        for yes in [
+            "http://127.0.0.1:8400",
+            "http://127.9.8.7",
+            "http://[::1]:8400/",
+            "http://localhost:1",
+            "http://LOCALHOST",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "http://10.0.0.1:8400",
+            "http://0.0.0.0:8400",
+            "http://[::]:8400",
+            "http://example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.1.example.com",
+            "http://user@[fe80::1]:80",
+            "not a url",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ mod common;
 
 use agent::{ADMIN, ALICE, Agent, BOB, alive, children, dev_policy, no_keeps_left, test_pki};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
