@@ -362,7 +362,6 @@ pub struct ViewLimits {
     pub memory_bytes: Option<u64>,
 }
 
-
 pub fn ps(args: RemoteArgs) -> Result<ExitCode> {
     #[derive(Deserialize)]
     struct List {

@@ -78,5 +78,5 @@ fn bad_dir_flag_is_one_line() {
         &["run", "--dir", "/nonexistent::/x", &fixture("hello.wasm")],
         None,
     );
-    common::assert_one_line(&o, 125, &["/nonexistent"]);
+    common::assert_one_line(&o, 2, &["/nonexistent"]);
 }

@@ -175,7 +175,7 @@ fn bad_workloads_are_one_line_errors() {
 }
 
 #[test]
-fn bad_flags_are_one_line_errors() {
+fn bad_flags_are_one_line_usage_errors() {
     let hello = fixture("hello.wasm");
     for (flag, value) in [
         ("--memory", "0"),
@@ -184,14 +184,14 @@ fn bad_flags_are_one_line_errors() {
         ("--max-output", "0"),
     ] {
         let o = run(&["run", flag, value, &hello], None);
-        assert_one_line(&o, 125, &[flag]);
+        assert_one_line(&o, 2, &[flag]);
     }
     let o = run(&["run", "--max-files", "0", &hello], None);
-    assert_one_line(&o, 125, &["--max-files"]);
+    assert_one_line(&o, 2, &["--max-files"]);
     let o = run(&["run", "--memory", "lots", &hello], None);
-    assert_one_line(&o, 125, &["--memory", "lots"]);
+    assert_one_line(&o, 2, &["--memory", "lots"]);
     let o = run(&["run", "--env", "NOEQUALS", &hello], None);
-    assert_one_line(&o, 125, &["KEY=VALUE"]);
+    assert_one_line(&o, 2, &["KEY=VALUE"]);
     // Unknown backends are usage errors (clap), not panics.
     let o = run(&["run", "--backend", "quantum", &hello], None);
     assert_eq!(o.status.code(), Some(2));

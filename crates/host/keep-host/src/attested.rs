@@ -47,7 +47,11 @@ enum Runner {
 /// A KVM Keep: the vCPU thread runs it until it ends or is killed.
 struct KvmRunner {
     kill: keep_vmm::KillHandle,
-    vcpu: Option<std::thread::JoinHandle<Result<i32, keep_vmm::Error>>>,
+    /// The vCPU thread: the exec's exit code and the frames the shim refused for want
+    /// of memory.
+    vcpu: Option<std::thread::JoinHandle<Result<(i32, u64), keep_vmm::Error>>>,
+    /// Guest memory, bytes.
+    mem: u64,
     /// The first host limit that stopped the Keep (output here; wall-clock and CPU
     /// from the VMM's result when the vCPU thread is joined).
     reason: Mutex<Option<(Limit, String)>>,
@@ -117,7 +121,7 @@ impl KvmBackend {
             mpsc::channel::<Result<(keep_vmm::KillHandle, [u8; 48]), String>>();
         let vcpu = std::thread::Builder::new()
             .name("keep-vcpu".into())
-            .spawn(move || -> Result<i32, keep_vmm::Error> {
+            .spawn(move || -> Result<(i32, u64), keep_vmm::Error> {
                 let keep = match Keep::launch_static(config, ExecImage::bytes(), exec_hash()) {
                     Ok(k) => k,
                     Err(e) => {
@@ -137,7 +141,7 @@ impl KvmBackend {
                 let result = keep.run(&mut server);
                 // Closes the VMM's end of the channel: the relay sees the end.
                 drop(server);
-                result.map(|exit| exit.code)
+                result.map(|exit| (exit.code, exit.stats.memory_refused_frames))
             })
             .map_err(|e| LaunchError::Vmm(e.to_string()))?;
         let (kill, digest) = match launched_rx.recv() {
@@ -155,6 +159,7 @@ impl KvmBackend {
             runner: Runner::Kvm(KvmRunner {
                 kill,
                 vcpu: Some(vcpu),
+                mem,
                 reason: Mutex::new(None),
                 digest,
             }),
@@ -208,6 +213,16 @@ impl KvmRunner {
                 format!(
                     "used more than {} ms of CPU time (exec start-up and compilation included)",
                     d.as_millis()
+                ),
+            ),
+            // An exec that failed after the shim refused it memory (an allocation
+            // failure aborts it): the memory limit, wherever it was hit.
+            Ok(Ok((code, refused))) if code != 0 && refused > 0 => self.record(
+                Limit::Memory,
+                format!(
+                    "the Keep's {} MiB of guest memory ran out (the workload's limit plus {} MiB for the runtime)",
+                    self.mem >> 20,
+                    crate::kvm::KVM_RUNTIME_MEMORY >> 20
                 ),
             ),
             _ => {}

@@ -17,7 +17,7 @@ use keep_vmm::{Keep, KeepConfig, KillHandle, RelayServer};
 use keep_wire::{LaunchSpec, Limit, Outcome, StdioTarget};
 
 use crate::exec_image::ExecImage;
-use crate::process::{ConverseError, LaunchError, RunRequest, converse};
+use crate::process::{ConverseError, LaunchError, RunRequest, Seen, converse};
 use crate::result::{HostStats, RunResult};
 
 /// Guest memory for the exec itself (its image, wasmtime, compiled code), on top of
@@ -210,8 +210,8 @@ impl KvmBackend {
             )
             .map_err(|e| LaunchError::Vmm(e.to_string()))?;
 
-        let mut warnings = Vec::new();
-        let report = converse(&mut channel, &request, &mut warnings);
+        let mut seen = Seen::default();
+        let report = converse(&mut channel, &request, &mut seen);
         let launched = kill_rx.try_recv().ok();
         if report.is_err()
             && let Some((kill, _)) = &launched
@@ -249,6 +249,20 @@ impl KvmBackend {
             },
             (_, None, Ok(r)) => r.outcome.clone(),
             (_, None, Err(ConverseError::Protocol(v))) => return Err(LaunchError::Protocol(*v)),
+            // The shim could not give the exec memory it asked for, and the exec
+            // ended without a report (an allocation failure aborts it): the memory
+            // limit, whichever allocation it was.
+            (Ok((_, _, s)), None, Err(ConverseError::Wire(_))) if s.memory_refused_frames > 0 => {
+                Outcome::LimitExceeded {
+                    limit: Limit::Memory,
+                    detail: format!(
+                        "the Keep's {} MiB of guest memory ran out{} (the workload's limit plus {} MiB for the runtime)",
+                        mem >> 20,
+                        if seen.started { "" } else { " while compiling" },
+                        KVM_RUNTIME_MEMORY >> 20
+                    ),
+                }
+            }
             (Err(e), None, Err(ConverseError::Wire(_))) => Outcome::Failed {
                 message: format!("the KVM Keep stopped: {e}"),
             },
@@ -260,7 +274,7 @@ impl KvmBackend {
             outcome,
             report: report.ok(),
             host,
-            warnings,
+            warnings: seen.warnings,
         })
     }
 }

@@ -147,8 +147,8 @@ impl ProcessBackend {
             .wall
             .map(|wall| Watchdog::start(wall, killer.clone()));
 
-        let mut warnings = Vec::new();
-        let report = converse(&mut channel, &request, &mut warnings);
+        let mut seen = Seen::default();
+        let report = converse(&mut channel, &request, &mut seen);
         let status = exec.reap().map_err(LaunchError::Spawn)?;
         if let Some(w) = watchdog {
             w.stop();
@@ -174,7 +174,7 @@ impl ProcessBackend {
             outcome,
             report: report.ok(),
             host,
-            warnings,
+            warnings: seen.warnings,
         })
     }
 
@@ -213,11 +213,19 @@ struct Hello {
     protocol: u32,
 }
 
+/// What the host learnt from the exec before its report (kept when there is none).
+#[derive(Default)]
+pub(crate) struct Seen {
+    pub(crate) warnings: Vec<String>,
+    /// The exec said it had compiled the workload and was starting it.
+    pub(crate) started: bool,
+}
+
 /// The host's half of the launch protocol.
 pub(crate) fn converse(
     channel: &mut UnixStream,
     request: &RunRequest,
-    warnings: &mut Vec<String>,
+    seen: &mut Seen,
 ) -> Result<ExitReport, ConverseError> {
     let hello: Hello = read_frame(channel, keep_wire::MAX_CONTROL_FRAME)
         .and_then(|f| f.expect_json(FrameKind::Hello))
@@ -235,8 +243,9 @@ pub(crate) fn converse(
                 let started: Started = frame
                     .expect_json(FrameKind::Started)
                     .map_err(ConverseError::Wire)?;
+                seen.started = true;
                 // Bounded: at most a few short lines are kept from the exec.
-                warnings.extend(
+                seen.warnings.extend(
                     started
                         .warnings
                         .into_iter()

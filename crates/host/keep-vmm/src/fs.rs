@@ -3,7 +3,9 @@
 //! numbers into its own table; every path the guest names is resolved beneath the
 //! handle it is relative to with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`
 //! (for calls that name an entry rather than open it, the parent is opened that
-//! way and the last component, never `..`, is used relative to it). Read-only
+//! way and the last component, never `..`, is used relative to it without following
+//! it; UTIMES, which may follow it, opens the entry itself that way and sets the
+//! times on that descriptor). Read-only
 //! preopens (and everything opened through them) refuse every change with EROFS.
 //! The host sees every byte read or written: nothing here is encrypted.
 
@@ -344,15 +346,32 @@ impl FileServer {
                     last_access: ts(w[4], w[5]),
                     last_modification: ts(w[6], w[7]),
                 };
-                if w[2] == 0 {
-                    rustix::fs::futimens(&h.fd, &times)?;
-                } else {
-                    let (parent, last) = parent_of(h.fd.as_fd(), data, w[1], w[2])?;
-                    let dir = parent.as_ref().map_or(h.fd.as_fd(), |p| p.as_fd());
-                    let flags =
-                        AtFlags::from_bits_truncate(w[3] as u32) & AtFlags::SYMLINK_NOFOLLOW;
-                    rustix::fs::utimensat(dir, last.as_c_str(), &times, flags)?;
-                }
+                // The times are set on a file opened beneath the handle, never by
+                // path: a last-component symlink is followed only beneath it (or not
+                // at all with AT_SYMLINK_NOFOLLOW, which then names the link itself).
+                // utimensat(fd, "", AT_EMPTY_PATH) works on O_PATH descriptors,
+                // which futimens refuses.
+                let opened = match w[2] {
+                    0 => None,
+                    _ => {
+                        let path = path_at(data, w[1], w[2])?;
+                        let nofollow = AtFlags::from_bits_truncate(w[3] as u32)
+                            .contains(AtFlags::SYMLINK_NOFOLLOW);
+                        let flags = match nofollow {
+                            true => OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            false => OFlags::PATH | OFlags::CLOEXEC,
+                        };
+                        Some(rustix::fs::openat2(
+                            &h.fd,
+                            path.as_c_str(),
+                            flags,
+                            Mode::empty(),
+                            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+                        )?)
+                    }
+                };
+                let fd = opened.as_ref().map_or(h.fd.as_fd(), |f| f.as_fd());
+                rustix::fs::utimensat(fd, c"", &times, AtFlags::EMPTY_PATH)?;
                 Ok(reply(0))
             }
             op::GETFL => {
@@ -590,6 +609,58 @@ mod tests {
         // Paths outside the data area are EFAULT, not a panic.
         let w = [root as u64, u64::MAX - 1, 4, 0, 0, 0, 0, 0];
         assert_eq!(call(&mut s, op::OPENAT, w).0, -14);
+    }
+
+    fn mtime(p: &std::path::Path) -> i64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(p).expect("stat").mtime()
+    }
+
+    /// UTIMES on `path` beneath `dir` with `flags`, setting both times to `secs`.
+    fn utimes(s: &mut FileServer, dir: i64, path: &str, flags: u64, secs: u64) -> i64 {
+        let mut data = vec![0u8; DATA_CAPACITY];
+        let w = [dir as u64, 0, 0, flags, secs, 0, secs, 0];
+        let paths: &[(usize, &str)] = if path.is_empty() { &[] } else { &[(1, path)] };
+        call_with(s, op::UTIMES, w, paths, &mut data).0
+    }
+
+    #[test]
+    fn utimes_never_follows_a_symlink_out() {
+        let (t, mut s, root) = setup(true);
+        let secret = t.path().join("secret");
+        let before = mtime(&secret);
+        // A link the guest makes itself, to a host file outside the preopen.
+        let mut data = vec![0u8; DATA_CAPACITY];
+        let target = secret.to_str().expect("utf-8");
+        let w = [0, 0, root as u64, 0, 0, 0, 0, 0];
+        let (r, _) = call_with(
+            &mut s,
+            op::SYMLINK,
+            w,
+            &[(0, target), (3, "mine")],
+            &mut data,
+        );
+        assert_eq!(r, 0);
+        // Flags 0 follows the last component: only beneath the preopen.
+        for link in ["abs", "rel", "mine", "sub/../mine", "../secret"] {
+            assert_eq!(utimes(&mut s, root, link, 0, 1000), EXDEV, "{link}");
+        }
+        assert_eq!(mtime(&secret), before, "the outside file's times changed");
+        // AT_SYMLINK_NOFOLLOW: the link itself.
+        let nofollow = u64::from(AtFlags::SYMLINK_NOFOLLOW.bits());
+        assert_eq!(utimes(&mut s, root, "mine", nofollow, 2000), 0);
+        assert_eq!(mtime(&t.path().join("root/mine")), 2000);
+        assert_eq!(mtime(&secret), before);
+        // A file beneath it, by path and by handle (an O_PATH one too).
+        assert_eq!(utimes(&mut s, root, "a.txt", 0, 3000), 0);
+        assert_eq!(mtime(&t.path().join("root/a.txt")), 3000);
+        let f = open(&mut s, root, "a.txt", OFlags::PATH);
+        assert!(f >= 0);
+        assert_eq!(utimes(&mut s, f, "", 0, 4000), 0);
+        assert_eq!(mtime(&t.path().join("root/a.txt")), 4000);
+        // Read-only preopens refuse it.
+        let (_t, mut ro, ro_root) = setup(false);
+        assert_eq!(utimes(&mut ro, ro_root, "a.txt", 0, 5000), EROFS);
     }
 
     #[test]

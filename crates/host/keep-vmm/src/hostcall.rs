@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::Error;
 use crate::abi::{CALL_BLOCK_SIZE, CALL_DATA_OFFSET, call};
 use crate::fs::FileServer;
+use crate::log::LogCap;
 use crate::net::SocketServer;
 
 /// Bytes of the data area.
@@ -52,7 +53,8 @@ pub trait HostCallServer {
 pub(crate) enum Request {
     Call(HostCall),
     Log(String),
-    Exit(i32, u64),
+    /// Exit code, peak guest bytes, frames refused when memory was used up.
+    Exit(i32, u64, u64),
     Fault {
         vector: u64,
         error_code: u64,
@@ -128,7 +130,7 @@ pub(crate) fn parse(block: &[u8]) -> Result<Request, Error> {
             }
         }
         call::LOG => Request::Log(text(block, a(0), a(1))?),
-        call::EXIT => Request::Exit(a(0) as u32 as i32, a(1)),
+        call::EXIT => Request::Exit(a(0) as u32 as i32, a(1), a(2)),
         call::FAULT => Request::Fault {
             vector: a(0),
             error_code: a(1),
@@ -169,7 +171,10 @@ pub struct StdioServer {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     stdin: Box<dyn Read + Send>,
+    /// Log lines from the shim, at most [`MAX_LOG_BYTES`](crate::MAX_LOG_BYTES)
+    /// (then one line saying how much was dropped).
     pub log: Vec<String>,
+    log_cap: LogCap,
     start: std::time::Instant,
     /// Preopened directories (none: FILE calls get ENOSYS).
     pub files: Option<FileServer>,
@@ -180,30 +185,28 @@ pub struct StdioServer {
 impl StdioServer {
     /// Writes to this process's stdout and stderr, reads from its stdin.
     pub fn inherit() -> Self {
+        Self::new(false, Box::new(std::io::stdin()))
+    }
+
+    /// Captures stdout and stderr; stdin is `input`.
+    pub fn capture(input: Vec<u8>) -> Self {
+        Self::new(true, Box::new(std::io::Cursor::new(input)))
+    }
+
+    fn new(capture: bool, stdin: Box<dyn Read + Send>) -> Self {
         Self {
-            capture: false,
+            capture,
             stdout: Vec::new(),
             stderr: Vec::new(),
-            stdin: Box::new(std::io::stdin()),
+            stdin,
             log: Vec::new(),
+            log_cap: LogCap::default(),
             start: std::time::Instant::now(),
             files: None,
             sockets: None,
         }
     }
-
-    /// Captures stdout and stderr; stdin is `input`.
-    pub fn capture(input: Vec<u8>) -> Self {
-        Self {
-            capture: true,
-            stdin: Box::new(std::io::Cursor::new(input)),
-            ..Self::inherit()
-        }
-    }
 }
-
-/// Log lines kept (and printed) per Keep; the rest are dropped.
-pub const MAX_LOG_LINES: usize = 1000;
 
 const EBADF: i64 = 9;
 const EIO: i64 = 5;
@@ -267,14 +270,7 @@ impl HostCallServer for StdioServer {
     }
 
     fn log(&mut self, line: &str) {
-        // The guest decides how often it logs: keep the first lines only.
-        if self.log.len() >= MAX_LOG_LINES {
-            return;
-        }
-        if !self.capture {
-            eprintln!("keep: {line}");
-        }
-        self.log.push(line.to_string());
+        self.log_cap.push(&mut self.log, line, !self.capture);
     }
 }
 
@@ -346,8 +342,11 @@ pub struct RelayServer {
     stderr: Box<dyn Write + Send>,
     channel: Option<Box<dyn ChannelStream>>,
     start: std::time::Instant,
-    /// Log lines from the shim (kept, not printed, unless `echo_log`).
+    /// Log lines from the shim (kept, not printed, unless `echo_log`), at most
+    /// [`MAX_LOG_BYTES`](crate::MAX_LOG_BYTES) (then one line saying how much was
+    /// dropped).
     pub log: Vec<String>,
+    log_cap: LogCap,
     pub echo_log: bool,
     /// Preopened directories (none: FILE calls get ENOSYS).
     pub files: Option<FileServer>,
@@ -373,6 +372,7 @@ impl RelayServer {
             start: std::time::Instant::now(),
             sockets: None,
             log: Vec::new(),
+            log_cap: LogCap::default(),
             echo_log: false,
             files: None,
         }
@@ -439,13 +439,7 @@ impl HostCallServer for RelayServer {
     }
 
     fn log(&mut self, line: &str) {
-        if self.log.len() >= MAX_LOG_LINES {
-            return;
-        }
-        if self.echo_log {
-            eprintln!("keep: {line}");
-        }
-        self.log.push(line.to_string());
+        self.log_cap.push(&mut self.log, line, self.echo_log);
     }
 }
 
@@ -514,8 +508,8 @@ mod tests {
             }))
         ));
         assert!(matches!(
-            parse(&block_with(call::EXIT, [3, 0, 0, 0])),
-            Ok(Request::Exit(3, 0))
+            parse(&block_with(call::EXIT, [3, 4096, 2, 0])),
+            Ok(Request::Exit(3, 4096, 2))
         ));
     }
 }

@@ -48,6 +48,10 @@ pub struct Stats {
     /// Peak guest memory the shim allocated, as it reported at exit (a statistic
     /// from the guest; 0 when it did not exit normally).
     pub guest_peak_bytes: u64,
+    /// Page frames the shim could not give the payload because guest memory was
+    /// used up, as it reported at exit (0 when it did not exit normally): more
+    /// than 0 means the memory limit was hit.
+    pub memory_refused_frames: u64,
     pub wall: Duration,
 }
 
@@ -60,7 +64,7 @@ pub struct Exit {
 
 /// What a request leaves for the run loop.
 enum Served {
-    Exit(i32, u64),
+    Exit(i32, u64, u64),
     Sleep(u64),
 }
 
@@ -327,8 +331,9 @@ impl Keep {
                         std::thread::sleep((until - now).min(Duration::from_millis(5)));
                     }
                 }
-                Ok(Some(Served::Exit(code, peak))) => {
+                Ok(Some(Served::Exit(code, peak, refused))) => {
                     stats.guest_peak_bytes = peak;
+                    stats.memory_refused_frames = refused;
                     break Ok(code);
                 }
                 Err(e) => break Err(e),
@@ -369,7 +374,7 @@ impl Keep {
                 server.log(&line);
                 Ok(None)
             }
-            Request::Exit(code, peak) => Ok(Some(Served::Exit(code, peak))),
+            Request::Exit(code, peak, refused) => Ok(Some(Served::Exit(code, peak, refused))),
             Request::Sleep(ns) => Ok(Some(Served::Sleep(ns))),
             Request::Fault {
                 vector,

@@ -23,6 +23,7 @@ mod fs;
 mod hostcall;
 mod keep;
 mod loader;
+mod log;
 mod measure;
 mod memory;
 mod net;
@@ -36,6 +37,7 @@ pub use hostcall::{
     RelayServer, StdioServer,
 };
 pub use keep::{Exit, Keep, KeepConfig, Stats};
+pub use log::MAX_LOG_BYTES;
 pub use measure::{launch_digest, sha384};
 pub use net::{SocketError, SocketServer, SocketSpec};
 pub use watchdog::KillHandle;

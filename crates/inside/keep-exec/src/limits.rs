@@ -1,5 +1,6 @@
 //! Limits enforced inside the exec: memory (a resource limiter) and CPU time
-//! (epoch interruption). The host enforces its own, coarser limits from outside.
+//! (watched during compilation, epoch interruption while running). The host
+//! enforces its own, coarser limits from outside.
 
 use std::fmt;
 use std::sync::Arc;
@@ -148,25 +149,45 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Installs the CPU budget on a store: at each epoch tick the callback compares the
-/// process CPU time used since `start` with the budget.
-pub fn install_cpu_budget<T: 'static>(store: &mut wasmtime::Store<T>, budget: Duration) {
-    let start = cpu_time();
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        let used = cpu_time().saturating_sub(start);
-        if used > budget {
-            Err(wasmtime::Error::new(LimitHit {
-                limit: Limit::Cpu,
-                detail: format!(
-                    "used {} ms of CPU time, budget {} ms",
-                    used.as_millis(),
-                    budget.as_millis()
-                ),
-            }))
-        } else {
-            Ok(wasmtime::UpdateDeadline::Continue(1))
+/// A CPU budget and the process CPU time it counts from (the start of
+/// compilation: compiling counts against the budget as running does).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuBudget {
+    pub limit: Duration,
+    pub since: Duration,
+}
+
+impl CpuBudget {
+    /// A budget counted from now.
+    pub fn starting_now(limit: Duration) -> Self {
+        Self {
+            limit,
+            since: cpu_time(),
         }
+    }
+
+    /// The limit hit, if the process used more than the budget since `since`;
+    /// `during` says where (e.g. " while compiling").
+    pub fn check(&self, during: &str) -> Option<LimitHit> {
+        let used = cpu_time().saturating_sub(self.since);
+        (used > self.limit).then(|| LimitHit {
+            limit: Limit::Cpu,
+            detail: format!(
+                "used {} ms of CPU time{during}, budget {} ms",
+                used.as_millis(),
+                self.limit.as_millis()
+            ),
+        })
+    }
+}
+
+/// Installs the CPU budget on a store: at each epoch tick the callback compares the
+/// process CPU time used since the budget's start with its limit.
+pub fn install_cpu_budget<T: 'static>(store: &mut wasmtime::Store<T>, budget: CpuBudget) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| match budget.check(" (compilation included)") {
+        Some(hit) => Err(wasmtime::Error::new(hit)),
+        None => Ok(wasmtime::UpdateDeadline::Continue(1)),
     });
 }
 

@@ -1,14 +1,15 @@
 //! Runs one workload and turns however it ended into an [`Outcome`].
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use keep_wire::{ExitReport, FrameKind, LaunchSpec, Outcome, RunStats, Started, write_json};
-use wasmtime::{Trap, WasmBacktrace};
+use wasmtime::{Engine, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use crate::channel::Channel;
 use crate::engine::{self, WorkloadKind};
-use crate::limits::{EpochTicker, LimitHit};
+use crate::limits::{CpuBudget, EPOCH_TICK, EpochTicker, LimitHit};
 use crate::{p1_run, p2_run};
 
 /// What a run reports besides its result.
@@ -27,17 +28,25 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         Ok(e) => e,
         Err(e) => return failed(format!("cannot configure the runtime: {e:#}"), stats),
     };
+    let cpu_budget = spec
+        .limits
+        .cpu_ms
+        .map(|ms| CpuBudget::starting_now(Duration::from_millis(ms)));
     let compile_start = Instant::now();
-    let compiled = match kind {
-        WorkloadKind::Module => wasmtime::Module::new(&engine, workload).map(Compiled::Module),
-        WorkloadKind::Component => {
-            wasmtime::component::Component::new(&engine, workload).map(Compiled::Component)
-        }
-    };
+    let compiled = compile(&engine, kind, workload, cpu_budget);
     stats.compile_us = micros(compile_start.elapsed());
     let compiled = match compiled {
-        Ok(c) => c,
-        Err(e) => return failed(format!("invalid WebAssembly: {}", one_line(&e)), stats),
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return failed(format!("invalid WebAssembly: {}", one_line(&e)), stats),
+        Err(hit) => {
+            return ExitReport {
+                outcome: Outcome::LimitExceeded {
+                    limit: hit.limit,
+                    detail: hit.detail,
+                },
+                stats,
+            };
+        }
     };
     let mut started = Started {
         kind: "module".into(),
@@ -50,7 +59,6 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         return failed(e.to_string(), stats);
     }
     let _ticker = spec.limits.cpu_ms.map(|_| EpochTicker::start(&engine));
-    let cpu_budget = spec.limits.cpu_ms.map(Duration::from_millis);
     let mut measured = Measured {
         peak_memory_bytes: 0,
     };
@@ -69,6 +77,61 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
 enum Compiled {
     Module(wasmtime::Module),
     Component(wasmtime::component::Component),
+}
+
+fn compile_now(engine: &Engine, kind: WorkloadKind, bytes: &[u8]) -> wasmtime::Result<Compiled> {
+    match kind {
+        WorkloadKind::Module => wasmtime::Module::new(engine, bytes).map(Compiled::Module),
+        WorkloadKind::Component => {
+            wasmtime::component::Component::new(engine, bytes).map(Compiled::Component)
+        }
+    }
+}
+
+/// Stack of the compiling thread (as the main thread's: cranelift recurses).
+const COMPILE_STACK: usize = 8 << 20;
+
+/// Compiles the workload. With a CPU budget on the process backend, compilation
+/// runs on a thread of its own (with a copy of the bytes) while this one watches
+/// the process's CPU time every epoch tick: past the budget, the CPU limit is the
+/// outcome, and the compiling thread, which cannot be interrupted, ends with the
+/// process once the report is out. In a KVM Keep (one thread) the VMM counts
+/// compilation against the budget itself; there is none here.
+fn compile(
+    engine: &Engine,
+    kind: WorkloadKind,
+    workload: &[u8],
+    budget: Option<CpuBudget>,
+) -> Result<wasmtime::Result<Compiled>, LimitHit> {
+    let Some(budget) = budget.filter(|_| !crate::in_kvm_keep()) else {
+        return Ok(compile_now(engine, kind, workload));
+    };
+    let (tx, rx) = mpsc::channel();
+    let (engine2, bytes) = (engine.clone(), workload.to_vec());
+    let spawned = std::thread::Builder::new()
+        .name("compile".into())
+        .stack_size(COMPILE_STACK)
+        .spawn(move || {
+            let _ = tx.send(compile_now(&engine2, kind, &bytes));
+        });
+    if spawned.is_err() {
+        return Ok(compile_now(engine, kind, workload));
+    }
+    loop {
+        match rx.recv_timeout(EPOCH_TICK) {
+            Ok(result) => return Ok(result),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(hit) = budget.check(" while compiling") {
+                    return Err(hit);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Ok(Err(wasmtime::Error::msg(
+                    "the compiler stopped without a result",
+                )));
+            }
+        }
+    }
 }
 
 fn failed(message: String, stats: RunStats) -> ExitReport {

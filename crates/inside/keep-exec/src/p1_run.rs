@@ -1,14 +1,12 @@
 //! Running a core module under WASI preview 1.
 
-use std::time::Duration;
-
 use keep_wire::LaunchSpec;
 use wasmtime::error::Context as _;
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime::{Result, bail};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::limits::{MemoryLimiter, install_cpu_budget};
+use crate::limits::{CpuBudget, MemoryLimiter, install_cpu_budget};
 use crate::outcome::Measured;
 use crate::p1_extras::{self, P1Host, Sockets};
 use crate::wasi;
@@ -33,7 +31,7 @@ pub fn run(
     engine: &Engine,
     module: &Module,
     spec: &LaunchSpec,
-    cpu_budget: Option<Duration>,
+    cpu_budget: Option<CpuBudget>,
     measured: &mut Measured,
 ) -> Result<i32> {
     if module.get_export("_start").is_none() {

@@ -1,7 +1,5 @@
 //! Running a component under WASI preview 2 (`wasi:cli/command`).
 
-use std::time::Duration;
-
 use keep_wire::LaunchSpec;
 use wasmtime::Result;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -10,7 +8,7 @@ use wasmtime::{CallHook, Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::limits::{LimitHit, MemoryLimiter, install_cpu_budget};
+use crate::limits::{CpuBudget, LimitHit, MemoryLimiter, install_cpu_budget};
 use crate::outcome::Measured;
 use crate::wasi;
 
@@ -34,7 +32,7 @@ pub fn run(
     engine: &Engine,
     component: &Component,
     spec: &LaunchSpec,
-    cpu_budget: Option<Duration>,
+    cpu_budget: Option<CpuBudget>,
     measured: &mut Measured,
 ) -> Result<i32> {
     let ctx = wasi::builder(spec, None)?.build();

@@ -82,7 +82,8 @@ pub mod call {
     /// args: fd, offset, len. ret: bytes read (0..=len) or -errno; val[0]: offset of the data.
     pub const READ: u32 = 2;
     /// args: exit code, peak bytes of guest memory the shim allocated (a
-    /// statistic). No reply.
+    /// statistic), frames refused because guest memory was used up (the host
+    /// reports a Keep that ended so as having hit its memory limit). No reply.
     pub const EXIT: u32 = 3;
     /// args: clock id. ret: 0 or -errno; val[0]: seconds, val[1]: nanoseconds.
     pub const CLOCK: u32 = 4;

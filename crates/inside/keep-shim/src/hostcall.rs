@@ -217,7 +217,12 @@ pub fn exit(code: i32) -> ! {
     flush();
     request(
         call::EXIT,
-        [code as u32 as u64, crate::mm::peak_bytes(), 0, 0],
+        [
+            code as u32 as u64,
+            crate::mm::peak_bytes(),
+            crate::mm::refused_frames(),
+            0,
+        ],
     );
     cpu::halt_forever()
 }

@@ -29,12 +29,15 @@ struct Frames {
     end: u64,
     free: u64,
     pml4: u64,
+    /// Frames asked for when guest memory was used up (the memory limit hit).
+    refused: u64,
 }
 
 static FRAMES: Global<Frames> = Global::new(Frames {
     next: 0,
     end: 0,
     free: 0,
+    refused: 0,
     pml4: 0,
 });
 
@@ -53,6 +56,12 @@ pub fn peak_bytes() -> u64 {
     FRAMES.with(|f| f.next)
 }
 
+/// How many frames were refused because guest memory was used up: the host tells
+/// a Keep that ran out of memory from one that failed otherwise by it.
+pub fn refused_frames() -> u64 {
+    FRAMES.with(|f| f.refused)
+}
+
 /// A zeroed frame, or None when guest memory is used up.
 pub fn alloc_frame() -> Option<u64> {
     let pa = FRAMES.with(|f| {
@@ -66,6 +75,7 @@ pub fn alloc_frame() -> Option<u64> {
             f.next += PAGE_SIZE;
             Some(pa)
         } else {
+            f.refused += 1;
             None
         }
     })?;
