@@ -796,8 +796,15 @@ async fn payload(
         .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
 }
 
+/// How long a Keep whose tenant went away may take to end by itself before it is
+/// ended: the tenant may close as soon as it has the sealed record that tells it
+/// the workload's end, a moment before the exec's plain Exit frame reaches the
+/// agent (ending it then counted a completed Keep as killed and failed).
+const TENANT_GONE_GRACE: Duration = Duration::from_millis(500);
+
 /// While a payload stream exists, its tenant is there; dropping it (the stream
-/// ended or the tenant's connection closed) ends a Keep that is still running.
+/// ended or the tenant's connection closed) ends a Keep that is still running
+/// [`TENANT_GONE_GRACE`] later.
 struct TenantPresent {
     state: Arc<AppState>,
     entry: Arc<Entry>,
@@ -810,6 +817,13 @@ impl Drop for TenantPresent {
         }
         let (st, e) = (self.state.clone(), self.entry.clone());
         let end = move || {
+            let deadline = std::time::Instant::now() + TENANT_GONE_GRACE;
+            while e.state() != TrustState::Ended && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if e.state() == TrustState::Ended {
+                return;
+            }
             tracing::info!(keep = %e.id, "the tenant's output stream closed: ending its Keep");
             terminate(&st, &e, "its tenant went away (the output stream closed)");
         };

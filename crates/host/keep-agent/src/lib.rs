@@ -34,7 +34,9 @@ use std::sync::Arc;
 pub enum AgentError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot prepare the exec: {0}")]
+    /// Each launch error names its own step ("cannot prepare the exec: ...",
+    /// a refused data directory, ...).
+    #[error(transparent)]
     Backend(#[from] keep_host::LaunchError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
