@@ -144,7 +144,7 @@ fn evidence_bundle(args: &VerifyArgs) -> Result<Bundle> {
         let collateral = args.collateral.as_ref().map(|c| read(c)).transpose()?;
         return Ok(Bundle::dcap(tee, q, collateral));
     }
-    bail!(
+    crate::usage::usage!(
         "no evidence: give a bundle, --snp-report with --vcek, or --quote (see `keep verify --help`)"
     )
 }

@@ -321,23 +321,23 @@ fn tampered_and_truncated_evidence_is_not_genuine() {
 }
 
 #[test]
-fn bad_input_gets_one_line_and_status_125() {
+fn bad_input_gets_one_line_and_status_125_or_2_for_the_command_line() {
     let report = vector(SNP_VIRTEE[1]);
     let o = run(&["verify", "/nonexistent/evidence.cbor"], None);
     assert_one_line(&o, 125, &["/nonexistent/evidence.cbor"]);
     let o = run(&["verify", &report], None);
     assert_one_line(&o, 125, &["not an evidence bundle"]);
     let o = snp_virtee(&["--now", "last tuesday"]);
-    assert_one_line(&o, 125, &["--now", "last tuesday"]);
+    assert_one_line(&o, 2, &["--now", "last tuesday"]);
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "[snp]\nallow_debug = false\nallow_dbug = true\n").unwrap();
     let o = snp_virtee(&["--policy", policy.to_str().unwrap()]);
     assert_one_line(&o, 125, &["p.toml:3:1", "allow_dbug"]);
     let o = run(&["verify"], None);
-    assert_one_line(&o, 125, &["no evidence"]);
+    assert_one_line(&o, 2, &["no evidence"]);
     let o = snp_virtee(&["--report-data", "zz"]);
-    assert_one_line(&o, 125, &["--report-data"]);
+    assert_one_line(&o, 2, &["--report-data"]);
 }
 
 #[test]
