@@ -219,11 +219,7 @@ impl KvmRunner {
             // failure aborts it): the memory limit, wherever it was hit.
             Ok(Ok((code, refused))) if code != 0 && refused > 0 => self.record(
                 Limit::Memory,
-                format!(
-                    "the Keep's {} MiB of guest memory ran out (the workload's limit plus {} MiB for the runtime)",
-                    self.mem >> 20,
-                    crate::kvm::KVM_RUNTIME_MEMORY >> 20
-                ),
+                crate::kvm::guest_memory_ran_out(self.mem, ""),
             ),
             _ => {}
         }

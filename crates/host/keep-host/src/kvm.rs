@@ -255,11 +255,9 @@ impl KvmBackend {
             (Ok((_, _, s)), None, Err(ConverseError::Wire(_))) if s.memory_refused_frames > 0 => {
                 Outcome::LimitExceeded {
                     limit: Limit::Memory,
-                    detail: format!(
-                        "the Keep's {} MiB of guest memory ran out{} (the workload's limit plus {} MiB for the runtime)",
-                        mem >> 20,
+                    detail: guest_memory_ran_out(
+                        mem,
                         if seen.started { "" } else { " while compiling" },
-                        KVM_RUNTIME_MEMORY >> 20
                     ),
                 }
             }
@@ -277,6 +275,16 @@ impl KvmBackend {
             warnings: seen.warnings,
         })
     }
+}
+
+/// How a Keep whose guest memory (`mem` bytes) ran out is reported; `during` says
+/// where (e.g. " while compiling").
+pub(crate) fn guest_memory_ran_out(mem: u64, during: &str) -> String {
+    format!(
+        "the Keep's {} MiB of guest memory ran out{during} (the workload's limit plus {} MiB for the runtime)",
+        mem >> 20,
+        KVM_RUNTIME_MEMORY >> 20
+    )
 }
 
 /// The exec's SHA-384, computed by the build script from the embedded bytes (so a
