@@ -16,6 +16,7 @@
 mod attested;
 mod channel;
 mod engine;
+mod entry;
 mod harden;
 mod limits;
 mod outcome;

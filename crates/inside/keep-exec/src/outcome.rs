@@ -9,6 +9,7 @@ use wasmtime_wasi::I32Exit;
 
 use crate::channel::Channel;
 use crate::engine::{self, WorkloadKind};
+use crate::entry::{self, Entry};
 use crate::limits::{CpuBudget, EPOCH_TICK, EpochTicker, LimitHit};
 use crate::{p1_run, p2_run};
 
@@ -24,6 +25,17 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         Ok(k) => k,
         Err(message) => return failed(message, stats),
     };
+    // Nothing to run is refused from the bytes, before a compile that can take a minute.
+    let entry = match entry::find(kind, workload) {
+        Ok(e) => e,
+        Err(message) => return failed(message, stats),
+    };
+    if let Entry::CliRunP3 { version } = &entry {
+        return failed(
+            format!("the component is a WASI 0.3 command (wasi:cli/run@{version}, component-model async), which this exec does not run"),
+            stats,
+        );
+    }
     let engine = match engine::build(spec) {
         Ok(e) => e,
         Err(e) => return failed(format!("cannot configure the runtime: {e:#}"), stats),
