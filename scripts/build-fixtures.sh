@@ -10,7 +10,8 @@
 #           tests/fixtures/hello_component.wasm and open_many_component.wasm
 #           (those modules as WASI preview 2 wasi:cli/command components),
 #           tests/fixtures/socket_check_component.wasm, tcp_echo_component.wasm and
-#           tcp_serve_component.wasm (hand-written canonical-ABI WAT in src/<name>/), and examples/hello.wasm (a copy of
+#           tcp_serve_component.wasm (hand-written canonical-ABI WAT in src/<name>/),
+#           tests/fixtures/no_run_component.wasm (src/no_run/no_run.wat, wasm-tools parse), and examples/hello.wasm (a copy of
 #           hello.wasm, source examples/hello.c, kept the same as the fixture).
 #
 # The outputs are committed: the tests never need these tools, only someone
@@ -137,6 +138,10 @@ for p in m["packages"]:
         built "$FIX/${name}_component.wasm"
     done
     rm -rf "$wit"
+    # A component with no wasi:cli/run (nothing for keep run to run).
+    wasm-tools parse "$SRC/no_run/no_run.wat" -o "$FIX/no_run_component.wasm"
+    wasm-tools validate "$FIX/no_run_component.wasm"
+    built "$FIX/no_run_component.wasm"
     for core in hello open_many; do
         wasm-tools component new "$FIX/$core.wasm" \
             --adapt "wasi_snapshot_preview1=$adapter" -o "$FIX/${core}_component.wasm"

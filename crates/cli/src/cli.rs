@@ -160,9 +160,16 @@ pub struct MeasureArgs {
     #[arg(long, value_enum, default_value = "kvm")]
     pub backend: Backend,
     /// The workload memory limit, as for `keep run --memory` (it fixes the guest
-    /// memory, which is measured): guest memory = this + 256 MiB; default 768MiB.
+    /// memory, which is measured): guest memory = this + the runtime's memory;
+    /// default 768MiB.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// The module `keep run --backend kvm` will run: its size sets the runtime's
+    /// memory (256 MiB + 30x the module, for compiling it), as keep run does.
+    /// Without it, the runtime gets 256 MiB (an attested Keep, sized before its
+    /// workload arrives).
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

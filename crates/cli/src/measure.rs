@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use keep_host::{EXEC_SHA384, KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend};
+use keep_host::{EXEC_SHA384, KVM_EXEC_ENV, KvmBackend, MemoryBudget};
 use keep_manifest::parse_size;
 use serde_json::json;
 
@@ -26,7 +26,15 @@ pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
             Err(e) => usage!("--memory: {e}"),
         },
     };
-    let (digest, guest) = KvmBackend::measure(memory).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let module_bytes = match &args.workload {
+        None => 0,
+        Some(path) => std::fs::metadata(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+            .len(),
+    };
+    let budget = MemoryBudget::new(memory, module_bytes);
+    let (digest, guest) =
+        KvmBackend::measure_budget(&budget).map_err(|e| anyhow::anyhow!("{e}"))?;
     let digest = hex::encode(digest);
     let shim = KvmBackend::shim_sha384();
     if args.json {
@@ -38,7 +46,8 @@ pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
                 "shim_sha384": shim,
                 "exec_sha384": EXEC_SHA384,
                 "guest_memory_bytes": guest,
-                "runtime_memory_bytes": KVM_RUNTIME_MEMORY,
+                "workload_memory_bytes": budget.workload,
+                "runtime_memory_bytes": budget.runtime,
                 "argv": ["keep-exec"],
                 "env": [KVM_EXEC_ENV],
             })

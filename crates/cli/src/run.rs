@@ -266,9 +266,12 @@ fn report(args: &RunArgs, result: &RunResult) -> ExitCode {
                 .unwrap_or(0);
             let _ = writeln!(
                 err,
-                "keep: stats: peak memory {:.1} MiB (linear memory {:.1} MiB), cpu {:.3} s, wall {:.3} s{}",
+                "keep: stats: peak memory {:.1} MiB (linear memory {:.1} MiB{}), cpu {:.3} s, wall {:.3} s{}",
                 h.peak_rss_bytes as f64 / 1048576.0,
                 linear as f64 / 1048576.0,
+                h.vm_memory_bytes
+                    .map(|b| format!(", in a VM of {} MiB", b >> 20))
+                    .unwrap_or_default(),
                 h.cpu_time.as_secs_f64(),
                 h.wall_time.as_secs_f64(),
                 h.output_bytes
@@ -293,6 +296,7 @@ fn stats_json(result: &RunResult) -> serde_json::Value {
         "vm_exits": h.vm_exits,
         "host_calls": h.host_calls,
         "guest_used_bytes": h.guest_used_bytes,
+        "vm_memory_bytes": h.vm_memory_bytes,
         "launch_digest": h.launch_digest.map(hex::encode),
     })
 }

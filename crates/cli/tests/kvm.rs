@@ -365,6 +365,25 @@ fn measure_is_stable_and_covers_the_memory_size() {
     assert_eq!(a["launch_digest"], b["launch_digest"]);
     assert_ne!(a["launch_digest"], c["launch_digest"]);
     assert_eq!(c["guest_memory_bytes"], (64u64 << 20) + (256 << 20));
+    // With the module: the runtime also gets 30x its size (whole 2 MiB), as keep run.
+    let hello = fixture("hello.wasm");
+    let d = run(
+        &[
+            "measure",
+            "--json",
+            "--memory",
+            "64MiB",
+            "--workload",
+            &hello,
+        ],
+        None,
+    );
+    let d = parse(&d);
+    let size = std::fs::metadata(&hello).unwrap().len();
+    let want = ((64u64 << 20) + (256 << 20) + 30 * size).next_multiple_of(2 << 20);
+    assert_eq!(d["guest_memory_bytes"], want);
+    assert_eq!(d["runtime_memory_bytes"], (256u64 << 20) + 30 * size);
+    assert_ne!(d["launch_digest"], c["launch_digest"]);
     let text = run(&["measure"], None);
     assert_eq!(
         stdout(&text).lines().next(),
@@ -387,7 +406,8 @@ fn measure_is_stable_and_covers_the_memory_size() {
         );
         let line = stderr(&r);
         let v: serde_json::Value = serde_json::from_str(line.trim()).expect("stats json");
-        assert_eq!(v["stats"]["launch_digest"], c["launch_digest"]);
+        assert_eq!(v["stats"]["launch_digest"], d["launch_digest"]);
+        assert_eq!(v["stats"]["vm_memory_bytes"], d["guest_memory_bytes"]);
         assert!(v["stats"]["guest_used_bytes"].as_u64().unwrap() > 0);
         assert!(v["stats"]["host_calls"].as_u64().unwrap() > 0);
     }

@@ -419,7 +419,14 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Bod
             }
         },
     };
-    let limits = req.limits.clamp_to(tenant.limits);
+    let mut limits = req.limits.clamp_to(tenant.limits);
+    // The workload's memory share defaults as for keep run, on every backend: the
+    // exec's limiter holds it there (it would otherwise eat the runtime's share).
+    limits.memory_bytes = Some(
+        limits
+            .memory_bytes
+            .unwrap_or(keep_host::DEFAULT_WORKLOAD_MEMORY),
+    );
     let host_limits = HostLimits {
         wall: limits.wall_ms.map(Duration::from_millis),
         output_bytes: limits.output_bytes,

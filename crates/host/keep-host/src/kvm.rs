@@ -17,14 +17,12 @@ use keep_vmm::{Keep, KeepConfig, KillHandle, RelayServer};
 use keep_wire::{LaunchSpec, Limit, Outcome, StdioTarget};
 
 use crate::exec_image::ExecImage;
+use crate::memory::{MemoryBudget, Phase};
 use crate::process::{ConverseError, LaunchError, RunRequest, Seen, converse};
 use crate::result::{HostStats, RunResult};
 
-/// Guest memory for the exec itself (its image, wasmtime, compiled code), on top of
-/// the workload's memory limit.
-pub const KVM_RUNTIME_MEMORY: u64 = 256 << 20;
-/// Workload memory assumed when no limit is given.
-pub const KVM_DEFAULT_WORKLOAD_MEMORY: u64 = 768 << 20;
+/// Guest memory for the exec itself before compiling (see [`crate::memory`]).
+pub const KVM_RUNTIME_MEMORY: u64 = crate::memory::RUNTIME_BASE_MEMORY;
 /// Largest guest memory the VMM takes.
 pub const KVM_MAX_MEMORY: u64 = 3 << 30;
 
@@ -45,17 +43,23 @@ impl KvmBackend {
         Ok(Self)
     }
 
-    /// Guest memory for a workload memory limit: limit + runtime, whole 2 MiB.
+    /// Guest memory for a workload memory limit (None: the default) and no module
+    /// known yet: limit + the runtime's base, whole 2 MiB (what `keep measure` and
+    /// an attested Keep, launched before its workload arrives, use).
     pub fn guest_memory(workload_memory: Option<u64>) -> Result<u64, LaunchError> {
-        let want = workload_memory
-            .unwrap_or(KVM_DEFAULT_WORKLOAD_MEMORY)
-            .saturating_add(KVM_RUNTIME_MEMORY)
-            .next_multiple_of(2 << 20);
+        Self::guest_memory_for(&MemoryBudget::new(workload_memory, 0))
+    }
+
+    /// Guest memory for a budget: both its shares, whole 2 MiB.
+    pub fn guest_memory_for(budget: &MemoryBudget) -> Result<u64, LaunchError> {
+        let want = budget.total().next_multiple_of(2 << 20);
         if want > KVM_MAX_MEMORY {
             return Err(LaunchError::Unsupported(format!(
-                "a memory limit of {} MiB needs {} MiB of guest memory; a KVM Keep has at most {} MiB",
-                workload_memory.unwrap_or(0) >> 20,
+                "the Keep needs {} MiB of guest memory ({} MiB for the workload, {} MiB for the runtime with a {:.1} MB module); a KVM Keep has at most {} MiB",
                 want >> 20,
+                budget.workload >> 20,
+                budget.runtime >> 20,
+                budget.module_bytes as f64 / 1e6,
                 KVM_MAX_MEMORY >> 20
             )));
         }
@@ -76,7 +80,13 @@ impl KvmBackend {
     /// The SHA-384 launch digest of shim + exec + boot parameters for a workload
     /// memory limit, computed offline (no KVM needed).
     pub fn measure(workload_memory: Option<u64>) -> Result<([u8; 48], u64), LaunchError> {
-        let mem = Self::guest_memory(workload_memory)?;
+        Self::measure_budget(&MemoryBudget::new(workload_memory, 0))
+    }
+
+    /// The same for a memory budget (a limit and the module's size, as `run` sizes
+    /// the Keep).
+    pub fn measure_budget(budget: &MemoryBudget) -> Result<([u8; 48], u64), LaunchError> {
+        let mem = Self::guest_memory_for(budget)?;
         let digest =
             Keep::measure_with_payload_hash(&Self::config(mem), ExecImage::bytes(), exec_hash())
                 .map_err(|e| LaunchError::Vmm(e.to_string()))?;
@@ -152,7 +162,11 @@ impl KvmBackend {
                 e.path, e.source
             ))
         })?;
-        let mem = Self::guest_memory(spec.limits.memory_bytes)?;
+        let budget = MemoryBudget::new(spec.limits.memory_bytes, request.workload.len() as u64);
+        let mem = Self::guest_memory_for(&budget)?;
+        // The workload's share, the default when none is given: the exec's
+        // limiter holds it there, and the rest of guest memory is the runtime's.
+        spec.limits.memory_bytes = Some(budget.workload);
         let mut config = Self::config(mem);
         config.wall_limit = request.limits.wall;
         config.cpu_limit = cpu_ms.map(Duration::from_millis);
@@ -224,7 +238,13 @@ impl KvmBackend {
             .map_err(|_| LaunchError::Vmm("the vCPU thread panicked".into()))?;
         let stats = joined.as_ref().ok().map(|(_, _, s)| s.clone());
         let host = HostStats {
-            peak_rss_bytes: mem,
+            // What the Keep used, by the host's count of the guest memory it
+            // backed (the VM's size is reported apart).
+            peak_rss_bytes: stats
+                .as_ref()
+                .and_then(|s| s.host_resident_bytes)
+                .unwrap_or_default(),
+            vm_memory_bytes: Some(mem),
             cpu_time: joined.as_ref().map(|(_, cpu, _)| *cpu).unwrap_or_default(),
             wall_time: started.elapsed(),
             output_bytes: cap.map(|_| output.load(Ordering::Relaxed)),
@@ -255,10 +275,10 @@ impl KvmBackend {
             (Ok((_, _, s)), None, Err(ConverseError::Wire(_))) if s.memory_refused_frames > 0 => {
                 Outcome::LimitExceeded {
                     limit: Limit::Memory,
-                    detail: guest_memory_ran_out(
-                        mem,
-                        if seen.started { "" } else { " while compiling" },
-                    ),
+                    detail: budget.ran_out(match seen.has_started() {
+                        true => Phase::Running,
+                        false => Phase::Compiling,
+                    }),
                 }
             }
             (Err(e), None, Err(ConverseError::Wire(_))) => Outcome::Failed {

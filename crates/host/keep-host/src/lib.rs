@@ -18,6 +18,7 @@ mod attested;
 mod exec_image;
 mod host_dirs;
 mod kvm;
+mod memory;
 mod platform;
 mod process;
 mod result;
@@ -28,6 +29,9 @@ pub use attested::AttestedKeep;
 pub use exec_image::{EXEC_SHA384, ExecImage};
 pub use host_dirs::{HostDirError, default_cache_dir, ensure_private_dir};
 pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend};
+pub use memory::{
+    COMPILE_BYTES_PER_BYTE, DEFAULT_WORKLOAD_MEMORY, MemoryBudget, Phase, RUNTIME_BASE_MEMORY,
+};
 pub use platform::{BackendKind, BackendStatus, PlatformInfo, probe};
 pub use process::{HostLimits, LaunchError, ProcessBackend, RunRequest};
 pub use result::{EXIT_KEEP_ERROR, EXIT_TRAP, RunResult, exit_code_for_limit};

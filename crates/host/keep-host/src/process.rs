@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::exec_image::ExecImage;
 use crate::host_dirs::HostDirError;
+use crate::memory::{MemoryBudget, Phase};
 use crate::result::{HostStats, RunResult};
 use crate::spawn::{Exec, ExecHandle};
 
@@ -39,7 +40,9 @@ pub struct HostLimits {
     pub memory_bytes: Option<u64>,
 }
 
-/// Memory the exec's own runtime may use beyond the workload's cap.
+/// RLIMIT_DATA above the Keep's memory budget (see [`MemoryBudget`]): a backstop
+/// the host's memory watch stops the Keep well before (RLIMIT_DATA also counts
+/// writable memory never touched).
 pub(crate) const RUNTIME_MEMORY_SLACK: u64 = 1 << 30;
 
 /// One run: what to launch and what it may use.
@@ -113,6 +116,14 @@ impl ProcessBackend {
         stderr: std::fs::File,
     ) -> Result<RunResult, LaunchError> {
         let started = Instant::now();
+        let mut request = request;
+        // The workload's share of memory, the default when none is given: the
+        // exec's limiter holds it there.
+        let budget = MemoryBudget::new(
+            request.spec.limits.memory_bytes,
+            request.workload.len() as u64,
+        );
+        request.spec.limits.memory_bytes = Some(budget.workload);
         let (mut channel, exec_end) =
             UnixStream::pair().map_err(|e| LaunchError::Channel(e.to_string()))?;
         let counted = request.limits.output_bytes.is_some();
@@ -123,9 +134,9 @@ impl ProcessBackend {
         };
         let mut exec = self.spawn(&request.spec, exec_end, stdout, stderr)?;
         let killer = Arc::new(Killer::new(&exec));
-        if let Some(cap) = request.limits.memory_bytes {
-            killer.limit_data(cap.saturating_add(RUNTIME_MEMORY_SLACK));
-        }
+        killer.limit_data(budget.total().saturating_add(RUNTIME_MEMORY_SLACK));
+        let mut seen = Seen::default();
+        let memory_watch = MemoryWatch::start(budget, killer.clone(), seen.started.clone());
 
         let output = Arc::new(AtomicU64::new(0));
         let cap = request.limits.output_bytes;
@@ -147,8 +158,9 @@ impl ProcessBackend {
             .wall
             .map(|wall| Watchdog::start(wall, killer.clone()));
 
-        let mut seen = Seen::default();
         let report = converse(&mut channel, &request, &mut seen);
+        // Stopped before the reap: the watch reads the exec by its pid.
+        memory_watch.stop();
         let status = exec.reap().map_err(LaunchError::Spawn)?;
         if let Some(w) = watchdog {
             w.stop();
@@ -217,8 +229,15 @@ struct Hello {
 #[derive(Default)]
 pub(crate) struct Seen {
     pub(crate) warnings: Vec<String>,
-    /// The exec said it had compiled the workload and was starting it.
-    pub(crate) started: bool,
+    /// The exec said it had compiled the workload and was starting it (shared
+    /// with the memory watch, which says where memory ran out).
+    pub(crate) started: Arc<AtomicBool>,
+}
+
+impl Seen {
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
 }
 
 /// The host's half of the launch protocol.
@@ -243,7 +262,7 @@ pub(crate) fn converse(
                 let started: Started = frame
                     .expect_json(FrameKind::Started)
                     .map_err(ConverseError::Wire)?;
-                seen.started = true;
+                seen.started.store(true, Ordering::Release);
                 // Bounded: at most a few short lines are kept from the exec.
                 seen.warnings.extend(
                     started
@@ -394,6 +413,63 @@ impl Relay {
         }
         Ok(n)
     }
+}
+
+/// Kills the Keep when the exec's memory (its private resident pages: the
+/// workload's memories, the runtime's heap and the compiler's) passes its budget.
+/// Polled, so an allocation burst can overshoot by what it allocates in one
+/// period; RLIMIT_DATA, further up, is the backstop the exec would feel.
+pub(crate) struct MemoryWatch {
+    done: mpsc::Sender<()>,
+    thread: thread::JoinHandle<()>,
+}
+
+/// How often the exec's memory is read (a read of /proc/PID/statm: ~10 us).
+const MEMORY_POLL: Duration = Duration::from_millis(10);
+
+impl MemoryWatch {
+    pub(crate) fn start(
+        budget: MemoryBudget,
+        killer: Arc<Killer>,
+        started: Arc<AtomicBool>,
+    ) -> Self {
+        let (done, rx) = mpsc::channel::<()>();
+        let statm = format!("/proc/{}/statm", killer.exec.pid().as_raw_nonzero());
+        let thread = thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(MEMORY_POLL) {
+                let Some(used) = private_resident_bytes(&statm) else {
+                    return;
+                };
+                if used > budget.total() {
+                    let phase = match started.load(Ordering::Acquire) {
+                        true => Phase::Running,
+                        false => Phase::Compiling,
+                    };
+                    killer.kill(Limit::Memory, budget.ran_out(phase));
+                    return;
+                }
+            }
+        });
+        Self { done, thread }
+    }
+
+    pub(crate) fn stop(self) {
+        let _ = self.done.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// Resident pages not backed by a file (statm's resident minus shared), in bytes.
+fn private_resident_bytes(statm: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(statm).ok()?;
+    let mut fields = text.split_ascii_whitespace().skip(1);
+    let resident: u64 = fields.next()?.parse().ok()?;
+    let shared: u64 = fields.next()?.parse().ok()?;
+    Some(
+        resident
+            .saturating_sub(shared)
+            .saturating_mul(rustix::param::page_size() as u64),
+    )
 }
 
 /// Kills the Keep when its wall-clock time is up.

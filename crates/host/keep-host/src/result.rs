@@ -38,6 +38,8 @@ pub struct HostStats {
     pub vm_exits: Option<u64>,
     pub host_calls: Option<u64>,
     pub guest_used_bytes: Option<u64>,
+    /// KVM Keep only: the VM's guest memory (its size, not what was used).
+    pub vm_memory_bytes: Option<u64>,
     /// KVM Keep only: the SHA-384 launch digest the VMM computed.
     #[serde(skip)]
     pub launch_digest: Option<[u8; 48]>,

@@ -52,6 +52,9 @@ pub struct Stats {
     /// used up, as it reported at exit (0 when it did not exit normally): more
     /// than 0 means the memory limit was hit.
     pub memory_refused_frames: u64,
+    /// Guest memory the host backed by the end (see `GuestMemory::resident_bytes`;
+    /// the guest never gives pages back, so this is its peak): the host's count.
+    pub host_resident_bytes: Option<u64>,
     pub wall: Duration,
 }
 
@@ -344,6 +347,7 @@ impl Keep {
             self.deliver_pending(server);
         }
         stats.wall = start.elapsed();
+        stats.host_resident_bytes = self.mem.resident_bytes();
         result.map(|code| Exit { code, stats })
     }
 

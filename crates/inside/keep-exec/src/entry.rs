@@ -104,12 +104,19 @@ fn component_entry(exports: &[(String, bool)]) -> Result<Entry, String> {
     if let Some(version) = versions.first() {
         return Err(format!(
             "the component exports wasi:cli/run@{}: keep runs wasi:cli/run@0.2 and @0.3",
-            version.chars().take(80).flat_map(char::escape_default).collect::<String>()
+            version
+                .chars()
+                .take(80)
+                .flat_map(char::escape_default)
+                .collect::<String>()
         ));
     }
     Err(format!(
         "the component exports no `wasi:cli/run` interface, so there is nothing to run: it is not a WASI command{}",
-        listed("names", &exports.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
+        listed(
+            "names",
+            &exports.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+        )
     ))
 }
 
@@ -191,7 +198,11 @@ mod tests {
                 version: "0.3.0-rc-2025-09-16".into()
             })
         );
-        assert!(component_entry(&cli("1.0.0")).unwrap_err().contains("@1.0.0"));
+        assert!(
+            component_entry(&cli("1.0.0"))
+                .unwrap_err()
+                .contains("@1.0.0")
+        );
         let both = [
             ("wasi:cli/run@0.2.0".to_string(), true),
             ("wasi:cli/run@0.3.0".to_string(), true),

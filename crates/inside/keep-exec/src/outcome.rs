@@ -32,7 +32,9 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
     };
     if let Entry::CliRunP3 { version } = &entry {
         return failed(
-            format!("the component is a WASI 0.3 command (wasi:cli/run@{version}, component-model async), which this exec does not run"),
+            format!(
+                "the component is a WASI 0.3 command (wasi:cli/run@{version}, component-model async), which this exec does not run"
+            ),
             stats,
         );
     }

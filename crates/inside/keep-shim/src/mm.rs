@@ -62,27 +62,47 @@ pub fn refused_frames() -> u64 {
     FRAMES.with(|f| f.refused)
 }
 
-/// A zeroed frame, or None when guest memory is used up.
+/// Whether frames never handed out before read as zero. On plain KVM they do:
+/// guest memory is the VMM's fresh anonymous mapping, and zeroing them again
+/// would touch every page twice (under PVM each first touch is a shadow-paging
+/// fault). A hardware TEE backend must set this false: there the host, which
+/// could leave data behind, is not trusted to have zeroed anything.
+const FRESH_FRAMES_ARE_ZERO: bool = true;
+
+/// A zeroed frame. When guest memory is used up the Keep ends here, as out of
+/// memory (EXIT with the refused count, which the host reports as the memory
+/// limit): nothing in the Keep can go on without the memory it asked for, and
+/// the exec would only abort with a message of its own. Never None, then; the
+/// Option stays for the callers' error paths.
 pub fn alloc_frame() -> Option<u64> {
-    let pa = FRAMES.with(|f| {
+    let taken = FRAMES.with(|f| {
         if f.free != 0 {
             let pa = f.free;
             // SAFETY: a freed frame holds the address of the next free one.
             f.free = unsafe { *(phys_to_virt(pa) as *const u64) };
-            Some(pa)
+            Some((pa, true))
         } else if f.next + PAGE_SIZE <= f.end {
             let pa = f.next;
             f.next += PAGE_SIZE;
-            Some(pa)
+            Some((pa, !FRESH_FRAMES_ARE_ZERO))
         } else {
             f.refused += 1;
             None
         }
-    })?;
-    // SAFETY: the frame is ours and mapped by the direct map.
-    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+    });
+    let Some((pa, dirty)) = taken else {
+        crate::hostcall::exit(EXIT_OUT_OF_MEMORY);
+    };
+    if dirty {
+        // SAFETY: the frame is ours and mapped by the direct map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+    }
     Some(pa)
 }
+
+/// The exit code the shim ends a Keep with when guest memory is used up (the
+/// host goes by the refused-frame count it carries, not by the code).
+const EXIT_OUT_OF_MEMORY: i32 = 151;
 
 fn free_frame(pa: u64) {
     FRAMES.with(|f| {
@@ -207,8 +227,9 @@ pub fn map_frame(va: u64, pa: u64, flags: u64) -> Result<(), ()> {
 
 /// Changes the protection of [start, end). Every page must be mapped: backed by a
 /// frame (PROT_NONE pages hold theirs) or inside a reservation (see `reserve`);
-/// Err(()) otherwise, as Linux's ENOMEM. Reserved pages get frames when they
-/// become accessible and stay unbacked while they are PROT_NONE.
+/// Err(()) otherwise, as Linux's ENOMEM. Reserved pages stay unbacked: made
+/// accessible, they get a frame when first touched (see [`fault_in`]), so
+/// growing a wasm memory costs no frame and no page-table write per page.
 pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
     let mut va = start;
     while va < end {
@@ -223,11 +244,15 @@ pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
         }
         va += PAGE_SIZE;
     }
-    if flags & PTE_P != 0 {
-        return map_range(start, end, flags);
+    if set_reserved_flags(start, end, flags).is_err() {
+        // No room to split the reservations: back the accessible pages now.
+        if flags & PTE_P != 0 {
+            return map_range(start, end, flags);
+        }
     }
-    // PROT_NONE: backed pages keep their frame, unbacked ones stay unbacked.
+    // Pages with a frame (outside reservations, or touched inside one) change now.
     let mut va = start;
+    let mut changed = false;
     while va < end {
         match pte_or_next(va) {
             Ok(p) => {
@@ -235,15 +260,63 @@ pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
                 let e = unsafe { *p };
                 if e & (PTE_P | PTE_HELD) != 0 {
                     // SAFETY: as above.
-                    unsafe { *p = (e & ADDR_MASK) | PTE_HELD };
+                    unsafe { *p = (e & ADDR_MASK) | pte_bits(flags) };
+                    changed = true;
                 }
                 va += PAGE_SIZE;
             }
             Err(next) => va = next,
         }
     }
-    flush();
+    if changed {
+        flush();
+    }
     Ok(())
+}
+
+/// The PTE bits of a page with `flags` (from [`prot_flags`]).
+fn pte_bits(flags: u64) -> u64 {
+    if flags & PTE_P != 0 {
+        flags | PTE_U | PTE_AD
+    } else {
+        PTE_HELD
+    }
+}
+
+/// Pages around a first touch that are backed at once (within the reservation
+/// and an aligned window of this size): one fault per 2 MiB instead of per page.
+const FAULT_AROUND: u64 = 2 << 20;
+
+/// Backs the page at `va` if it lies in an accessible reservation (and `write`
+/// is allowed there), with the unbacked pages of its aligned window; true if it
+/// did, so the access can be retried. Memory running out ends the Keep
+/// (`alloc_frame`).
+pub fn fault_in(va: u64, write: bool) -> bool {
+    let Some((s, e, flags)) = reservation_of(va) else {
+        return false;
+    };
+    if flags & PTE_P == 0 || (write && flags & PTE_W == 0) {
+        return false;
+    }
+    let lo = (va & !(FAULT_AROUND - 1)).max(s);
+    let hi = (va | (FAULT_AROUND - 1)).saturating_add(1).min(e);
+    let mut page = lo;
+    while page < hi {
+        let Some(p) = pte_create(page) else {
+            return false;
+        };
+        // SAFETY: p points at the PTE of `page` in a shim-owned table.
+        if unsafe { *p } & (PTE_P | PTE_HELD) == 0 {
+            let Some(frame) = alloc_frame() else {
+                return false;
+            };
+            // SAFETY: as above; the frame is fresh and zeroed.
+            unsafe { *p = frame | pte_bits(flags) };
+        }
+        page += PAGE_SIZE;
+    }
+    // Not-present entries are never cached by the TLB: no flush needed.
+    true
 }
 
 /// Unmaps [start, end), freeing the frames and dropping reservations.
@@ -303,26 +376,72 @@ pub fn zero_range(start: u64, end: u64) {
 const MAX_RESERVATIONS: usize = 256;
 
 struct Reservations {
-    ranges: [(u64, u64); MAX_RESERVATIONS],
+    /// (start, end, flags): flags from [`prot_flags`]; PTE_HELD for PROT_NONE.
+    ranges: [(u64, u64, u64); MAX_RESERVATIONS],
     len: usize,
 }
 
 static RESERVED: Global<Reservations> = Global::new(Reservations {
-    ranges: [(0, 0); MAX_RESERVATIONS],
+    ranges: [(0, 0, 0); MAX_RESERVATIONS],
     len: 0,
 });
 
-/// Reserves [start, end) without backing it. Err(()) when the table is full.
+/// Reserves [start, end) without backing it (PROT_NONE). Err(()) when the table is full.
 pub fn reserve(start: u64, end: u64) -> Result<(), ()> {
     release(start, end);
     RESERVED.with(|r| {
         if r.len == MAX_RESERVATIONS {
             return Err(());
         }
-        let at = r.ranges[..r.len].partition_point(|&(s, _)| s < start);
+        let at = r.ranges[..r.len].partition_point(|&(s, _, _)| s < start);
         r.ranges.copy_within(at..r.len, at + 1);
-        r.ranges[at] = (start, end);
+        r.ranges[at] = (start, end, PTE_HELD);
         r.len += 1;
+        Ok(())
+    })
+}
+
+/// Gives the reserved parts of [start, end) `flags`, splitting reservations that
+/// straddle its ends. Err(()) (nothing changed) when there is no room to split.
+fn set_reserved_flags(start: u64, end: u64, flags: u64) -> Result<(), ()> {
+    RESERVED.with(|r| {
+        let splits = [start, end]
+            .iter()
+            .filter(|&&at| r.ranges[..r.len].iter().any(|&(s, e, _)| s < at && at < e))
+            .count();
+        if r.len + splits > MAX_RESERVATIONS {
+            return Err(());
+        }
+        for at in [start, end] {
+            if let Some(i) = r.ranges[..r.len]
+                .iter()
+                .position(|&(s, e, _)| s < at && at < e)
+            {
+                let (s, e, f) = r.ranges[i];
+                r.ranges.copy_within(i + 1..r.len, i + 2);
+                r.ranges[i] = (s, at, f);
+                r.ranges[i + 1] = (at, e, f);
+                r.len += 1;
+            }
+        }
+        for range in r.ranges[..r.len].iter_mut() {
+            if range.0 >= start && range.1 <= end {
+                range.2 = flags;
+            }
+        }
+        // Neighbours with the same flags become one again (a memory grown page
+        // by page stays one reservation, and the table does not fill up).
+        let mut i = 1;
+        while i < r.len {
+            let (prev, next) = (r.ranges[i - 1], r.ranges[i]);
+            if prev.1 == next.0 && prev.2 == next.2 {
+                r.ranges[i - 1].1 = next.1;
+                r.ranges.copy_within(i + 1..r.len, i);
+                r.len -= 1;
+            } else {
+                i += 1;
+            }
+        }
         Ok(())
     })
 }
@@ -332,7 +451,7 @@ fn release(start: u64, end: u64) {
     RESERVED.with(|r| {
         let mut i = 0;
         while i < r.len {
-            let (s, e) = r.ranges[i];
+            let (s, e, f) = r.ranges[i];
             if e <= start || s >= end {
                 i += 1;
             } else if s < start && e > end {
@@ -340,7 +459,7 @@ fn release(start: u64, end: u64) {
                 r.ranges[i].1 = start;
                 if r.len < MAX_RESERVATIONS {
                     r.ranges.copy_within(i + 1..r.len, i + 2);
-                    r.ranges[i + 1] = (end, e);
+                    r.ranges[i + 1] = (end, e, f);
                     r.len += 1;
                 }
                 return;
@@ -371,9 +490,14 @@ pub fn is_mapped(va: u64) -> bool {
 
 /// The end of the reservation holding `va`, if any.
 fn reserved_end(va: u64) -> Option<u64> {
+    reservation_of(va).map(|(_, e, _)| e)
+}
+
+/// The reservation holding `va`: (start, end, flags).
+fn reservation_of(va: u64) -> Option<(u64, u64, u64)> {
     RESERVED.with(|r| {
-        let at = r.ranges[..r.len].partition_point(|&(s, _)| s <= va);
-        (at > 0 && va < r.ranges[at - 1].1).then(|| r.ranges[at - 1].1)
+        let at = r.ranges[..r.len].partition_point(|&(s, _, _)| s <= va);
+        (at > 0 && va < r.ranges[at - 1].1).then(|| r.ranges[at - 1])
     })
 }
 
@@ -391,10 +515,17 @@ pub fn user_range_ok(ptr: u64, len: u64, write: bool) -> bool {
     let mut va = ptr & !(PAGE_SIZE - 1);
     while va < end {
         let Ok(p) = pte_or_next(va) else {
+            if fault_in(va, write) {
+                continue;
+            }
             return false;
         };
         // SAFETY: p points at a PTE in a shim-owned table.
         let e = unsafe { *p };
+        if e & PTE_P == 0 && e & PTE_HELD == 0 && fault_in(va, write) {
+            // Accessible but not touched yet: backed now, looked at again.
+            continue;
+        }
         if e & PTE_P == 0 || (write && e & PTE_W == 0) {
             return false;
         }

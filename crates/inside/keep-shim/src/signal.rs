@@ -332,6 +332,14 @@ const INFO: u64 = UC + UC_SIZE;
 extern "C" fn deliver() -> ! {
     // SAFETY: the fault stub wrote REGS before returning here; nothing else runs.
     let f = unsafe { core::ptr::read(addr_of!(REGS)) };
+    // A first touch of accessible memory that is not backed yet (a grown wasm
+    // memory): back it and retry the access, no signal.
+    const PF: u64 = 14;
+    const PF_PRESENT: u64 = 1;
+    const PF_WRITE: u64 = 2;
+    if f.vector == PF && f.error & PF_PRESENT == 0 && mm::fault_in(f.cr2, f.error & PF_WRITE != 0) {
+        resume()
+    }
     let sig = signal_for(f.vector);
     let act = ACTIONS.with(|a| a.get(sig as usize).copied().unwrap_or_default());
     if sig == 0 || act.handler <= SIG_IGN {
