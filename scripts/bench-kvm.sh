@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks `keep run --backend kvm` against `--backend process` on the same
-# fixtures (hello cold start, CPU-bound, stdout throughput), plus the KVM Keep's
+# fixtures (hello cold start, CPU-bound, stdout throughput, memory growth), plus the KVM Keep's
 # exits per MiB of output and its guest memory. Not part of CI. Needs /dev/kvm;
 # installs hyperfine (Debian) if missing.
 #
@@ -40,7 +40,16 @@ hyperfine -N --warmup 1 --runs "$(( RUNS / 2 > 3 ? RUNS / 2 : 3 ))" --output=pip
   -n process-relayed "$KEEP run --no-cache --max-output 1GiB $fx/flood.wasm -- 256" \
   -n kvm "$KEEP run --backend kvm $fx/flood.wasm -- 256"
 
-# 4. VM exits and host calls per MiB of output, and the guest memory (from --stats
+# 4. Linear-memory growth: one memory.grow to 767 MiB (just under the default
+#    limit), then the same with a write to every 4 KiB page (first touches).
+hyperfine -N --warmup 1 --runs "$(( RUNS / 2 > 3 ? RUNS / 2 : 3 ))" --export-json "$out/grow.json" \
+  -n process "$KEEP run --no-cache $fx/grow_to.wasm -- 767" \
+  -n kvm "$KEEP run --backend kvm $fx/grow_to.wasm -- 767"
+hyperfine -N --warmup 1 --runs "$(( RUNS / 2 > 3 ? RUNS / 2 : 3 ))" --export-json "$out/touch.json" \
+  -n process "$KEEP run --no-cache $fx/grow_to.wasm -- 767 touch" \
+  -n kvm "$KEEP run --backend kvm $fx/grow_to.wasm -- 767 touch"
+
+# 5. VM exits and host calls per MiB of output, and the guest memory (from --stats
 #    --json: the host's view of the Keep).
 KEEP_VMM_STATS=1 $KEEP run --backend kvm --stats --json $fx/flood.wasm -- 64 2>"$out/exits.json" >/dev/null
 $KEEP run --backend kvm --stats --json $fx/hello.wasm 2>"$out/hello-stats.json" >/dev/null
@@ -60,7 +69,9 @@ rows = [("startup", "cold start, C hello world (process: no cache)", "process-no
         ("startup", "cold start, C hello world (process: its cache)", "process", None),
         ("cpu", "CPU-bound C fixture (cpu.wasm, 450 M iterations)", "process", 1.05),
         ("throughput", "stdout, 256 MiB into a pipe (flood.wasm 256)", "process", 2.0),
-        ("throughput", "same, process relaying with an output cap", "process-relayed", 2.0)]
+        ("throughput", "same, process relaying with an output cap", "process-relayed", 2.0),
+        ("grow", "memory.grow to 767 MiB (grow_to.wasm 767)", "process", 5.0),
+        ("touch", "same, then a write to every 4 KiB page", "process", None)]
 for bench, label, base, goal in rows:
     r = res(bench)
     p, k = r[base], r["kvm"]
@@ -78,7 +89,8 @@ if s.get("vm_exits") is not None:
           f"{s['host_calls']/64:.1f} host calls per MiB of output")
 h = (last_json(os.path.join(out, "hello-stats.json")).get("stats") or {})
 hp = (last_json(os.path.join(out, "hello-stats-process.json")).get("stats") or {})
-print(f"hello on kvm: guest memory {h.get('peak_memory_bytes',0)/2**20:.0f} MiB (fixed at launch), "
-      f"guest memory used {h.get('guest_used_bytes',0)/2**20:.1f} MiB; process backend peak RSS "
+print(f"hello on kvm: a VM of {(h.get('vm_memory_bytes') or 0)/2**20:.0f} MiB (fixed at launch), "
+      f"{h.get('peak_memory_bytes',0)/2**20:.1f} MiB of it backed by the host, "
+      f"{h.get('guest_used_bytes',0)/2**20:.1f} MiB handed out by the shim; process backend peak RSS "
       f"{hp.get('peak_memory_bytes',0)/2**20:.1f} MiB")
 PY

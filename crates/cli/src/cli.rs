@@ -226,7 +226,9 @@ pub struct RunArgs {
     /// Preopen a host directory read-only: HOST::GUEST.
     #[arg(long = "ro-dir", value_name = "HOST::GUEST")]
     pub ro_dirs: Vec<String>,
-    /// Cap on the workload's linear memory and tables, e.g. 256MiB.
+    /// Cap on the workload's linear memory and tables, e.g. 256MiB (default
+    /// 768MiB). The Keep also gets 256 MiB + 30x the module's size for the runtime
+    /// and compiling; the compiler may use both.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
     /// CPU time budget, e.g. 10s or 500ms.
