@@ -6,12 +6,23 @@ use wasmtime::Result;
 use wasmtime::{Config, Engine};
 
 /// Builds the engine for one launch. Epoch interruption is only compiled in when a
-/// CPU budget is set, so unlimited runs pay nothing for it.
-pub fn build(spec: &LaunchSpec) -> Result<Engine> {
+/// CPU budget is set, so unlimited runs pay nothing for it. `concurrent` turns on
+/// the component-model async ABI and the concurrency behind it, which WASI 0.3
+/// components need; everything else is compiled and run without them.
+pub fn build(spec: &LaunchSpec, concurrent: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.parallel_compilation(spec.parallel_compilation);
     config.epoch_interruption(spec.limits.cpu_ms.is_some());
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    // With wasmtime's `component-model-async` compiled in, concurrency (and with it
+    // the async ABI) would be on for every engine: only WASI 0.3 gets it, so preview 1
+    // modules and preview 2 components run exactly as they did before.
+    config.concurrency_support(concurrent);
+    if concurrent {
+        // What `wasmtime run -W component-model-async` sets; the stackful, threading,
+        // error-context and "more async builtins" parts stay off, as in wasmtime 48's CLI.
+        config.wasm_component_model_async(true);
+    }
     if crate::in_kvm_keep() {
         // Inside the KVM Keep: one thread, and no copy-on-write memory images (there
         // are no files to map). Traps are signal-based as on the process backend:
@@ -35,7 +46,7 @@ pub fn build(spec: &LaunchSpec) -> Result<Engine> {
 pub enum WorkloadKind {
     /// A core module: WASI preview 1.
     Module,
-    /// A component: WASI preview 2 (`wasi:cli/command`).
+    /// A component: WASI preview 2 or 0.3 (`wasi:cli/command`).
     Component,
 }
 

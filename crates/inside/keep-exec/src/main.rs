@@ -24,6 +24,7 @@ mod p1_extras;
 mod p1_poll;
 mod p1_run;
 mod p2_run;
+mod p3_run;
 mod sealed_stdio;
 mod secrets;
 mod wasi;
@@ -45,8 +46,8 @@ pub(crate) fn in_kvm_keep() -> bool {
 /// The KVM Keep's current-thread runtime (see `main`).
 static KVM_RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
 
-/// The runtime a component runs on inside the KVM Keep: `p2_run` drives the whole
-/// run with its `block_on`, the only way a current-thread runtime polls sockets.
+/// The runtime a component runs on inside the KVM Keep: `p2_run` and `p3_run` drive
+/// the whole run with its `block_on`, the only way a current-thread runtime polls sockets.
 pub fn kvm_runtime() -> Option<&'static tokio::runtime::Runtime> {
     KVM_RUNTIME.get()
 }

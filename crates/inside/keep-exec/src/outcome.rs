@@ -11,7 +11,7 @@ use crate::channel::Channel;
 use crate::engine::{self, WorkloadKind};
 use crate::entry::{self, Entry};
 use crate::limits::{CpuBudget, EPOCH_TICK, EpochTicker, LimitHit};
-use crate::{p1_run, p2_run};
+use crate::{p1_run, p2_run, p3_run};
 
 /// What a run reports besides its result.
 pub struct Measured {
@@ -30,15 +30,26 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
         Ok(e) => e,
         Err(message) => return failed(message, stats),
     };
-    if let Entry::CliRunP3 { version } = &entry {
-        return failed(
-            format!(
-                "the component is a WASI 0.3 command (wasi:cli/run@{version}, component-model async), which this exec does not run"
-            ),
-            stats,
-        );
-    }
-    let engine = match engine::build(spec) {
+    // WASI 0.3: wasmtime 48 provides wasi:*@0.3.0, which semver-matches later 0.3
+    // releases but no release candidate (`0.3.0-rc-…`): its imports would be missing.
+    let p3 = match &entry {
+        Entry::CliRunP3 { version } if version.contains('-') => {
+            return failed(
+                format!(
+                    "the component is a WASI 0.3 prerelease command (wasi:cli/run@{}): this exec (wasmtime 48) runs wasi:cli/run@0.3.0 and later 0.3 releases, not release candidates",
+                    version
+                        .chars()
+                        .take(80)
+                        .flat_map(char::escape_default)
+                        .collect::<String>()
+                ),
+                stats,
+            );
+        }
+        Entry::CliRunP3 { .. } => true,
+        Entry::Start | Entry::CliRunP2 => false,
+    };
+    let engine = match engine::build(spec, p3) {
         Ok(e) => e,
         Err(e) => return failed(format!("cannot configure the runtime: {e:#}"), stats),
     };
@@ -78,6 +89,7 @@ pub fn run_workload(spec: &LaunchSpec, workload: &[u8], channel: &mut Channel) -
     };
     let result = match compiled {
         Compiled::Module(m) => p1_run::run(&engine, &m, spec, cpu_budget, &mut measured),
+        Compiled::Component(c) if p3 => p3_run::run(&engine, &c, spec, cpu_budget, &mut measured),
         Compiled::Component(c) => p2_run::run(&engine, &c, spec, cpu_budget, &mut measured),
     };
     stats.peak_memory_bytes = measured.peak_memory_bytes;

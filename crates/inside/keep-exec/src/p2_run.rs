@@ -12,10 +12,21 @@ use crate::limits::{CpuBudget, LimitHit, MemoryLimiter, install_cpu_budget};
 use crate::outcome::Measured;
 use crate::wasi;
 
-struct State {
+/// A component's store data, for WASI preview 2 and 0.3 alike (`p3_run`).
+pub(crate) struct State {
     ctx: WasiCtx,
     table: ResourceTable,
-    limiter: MemoryLimiter,
+    pub(crate) limiter: MemoryLimiter,
+}
+
+impl State {
+    pub(crate) fn new(spec: &LaunchSpec) -> Result<Self> {
+        Ok(State {
+            ctx: wasi::builder(spec, None)?.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(spec.limits.memory_bytes),
+        })
+    }
 }
 
 impl WasiView for State {
@@ -35,15 +46,7 @@ pub fn run(
     cpu_budget: Option<CpuBudget>,
     measured: &mut Measured,
 ) -> Result<i32> {
-    let ctx = wasi::builder(spec, None)?.build();
-    let mut store = Store::new(
-        engine,
-        State {
-            ctx,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(spec.limits.memory_bytes),
-        },
-    );
+    let mut store = Store::new(engine, State::new(spec)?);
     store.limiter(|s| &mut s.limiter);
     if let Some(budget) = cpu_budget {
         install_cpu_budget(&mut store, budget);
@@ -83,8 +86,10 @@ pub fn run(
 /// the host, the exec counts the filesystem descriptors and TCP sockets in the
 /// component's resource table; the preopened directories (handed out once by
 /// `get-directories`) are not counted, as in preview 1. Over the limit, the component
-/// is stopped. The hook is installed only when a limit is set.
-fn install_open_files_limit(store: &mut Store<State>, limit: u32, preopens: usize) {
+/// is stopped. The hook is installed only when a limit is set. (For WASI 0.3, whose
+/// host calls may finish after they return, such as `open-at`, the count catches up
+/// at the next call into the host.)
+pub(crate) fn install_open_files_limit(store: &mut Store<State>, limit: u32, preopens: usize) {
     let allowed = (limit as usize).saturating_add(preopens);
     store.call_hook(move |mut ctx, hook| {
         if !matches!(hook, CallHook::ReturningFromHost) {
@@ -97,6 +102,7 @@ fn install_open_files_limit(store: &mut Store<State>, limit: u32, preopens: usiz
             .filter(|e| {
                 e.is::<wasmtime_wasi::filesystem::Descriptor>()
                     || e.is::<wasmtime_wasi::p2::TcpSocket>()
+                    || e.is::<wasmtime_wasi::sockets::TcpSocket>()
             })
             .count();
         if held > allowed {
