@@ -37,7 +37,7 @@ pub fn find(kind: WorkloadKind, bytes: &[u8]) -> Result<Entry, String> {
     let mut funcs = Vec::new();
     let mut instances = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("invalid WebAssembly: {e}"))?;
+        let payload = payload.map_err(invalid)?;
         match payload {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => {
@@ -48,7 +48,7 @@ pub fn find(kind: WorkloadKind, bytes: &[u8]) -> Result<Entry, String> {
             }
             Payload::ExportSection(reader) if depth == 0 => {
                 for export in reader {
-                    let export = export.map_err(|e| format!("invalid WebAssembly: {e}"))?;
+                    let export = export.map_err(invalid)?;
                     if export.kind == ExternalKind::Func {
                         funcs.push(export.name.to_string());
                     }
@@ -56,7 +56,7 @@ pub fn find(kind: WorkloadKind, bytes: &[u8]) -> Result<Entry, String> {
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
-                    let export = export.map_err(|e| format!("invalid WebAssembly: {e}"))?;
+                    let export = export.map_err(invalid)?;
                     let instance = export.kind == ComponentExternalKind::Instance;
                     instances.push((export.name.name.to_string(), instance));
                 }
@@ -68,6 +68,13 @@ pub fn find(kind: WorkloadKind, bytes: &[u8]) -> Result<Entry, String> {
         WorkloadKind::Module => module_entry(&funcs),
         WorkloadKind::Component => component_entry(&instances),
     }
+}
+
+/// A parse error on one line (some of wasmparser's span several).
+fn invalid(e: wasmparser::BinaryReaderError) -> String {
+    let text = e.to_string();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    format!("invalid WebAssembly: {}", words.join(" "))
 }
 
 fn module_entry(funcs: &[String]) -> Result<Entry, String> {
@@ -220,6 +227,14 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("no `wasi:cli/run`"), "{err}");
         assert!(err.contains("wasi:http/incoming-handler"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_are_one_line() {
+        // wasmparser spreads this one over several lines (found by fuzzing).
+        let err = find(WorkloadKind::Module, b"this is not wasm").unwrap_err();
+        assert!(err.starts_with("invalid WebAssembly: "), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]
