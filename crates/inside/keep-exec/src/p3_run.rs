@@ -31,6 +31,11 @@ pub fn run(
     cpu_budget: Option<CpuBudget>,
     measured: &mut Measured,
 ) -> Result<i32> {
+    if let Some(name) = unprovided_import(engine, component) {
+        return Err(wasmtime::Error::msg(format!(
+            "the component imports {name}, which keep does not provide (WASI 0.3 here is wasi:cli, clocks, filesystem, random and sockets)"
+        )));
+    }
     let mut store = Store::new(engine, State::new(spec)?);
     store.limiter(|s| &mut s.limiter);
     if let Some(budget) = cpu_budget {
@@ -62,6 +67,28 @@ pub fn run(
     }
 }
 
+/// WASI packages this exec links (`wasi:io` for the preview 2 imports).
+const PROVIDED: &[&str] = &["cli", "clocks", "filesystem", "io", "random", "sockets"];
+
+/// The first `wasi:` import from a package keep does not link, such as
+/// `wasi:http/types@0.3.0`: instantiating would fail on it with a linker message.
+fn unprovided_import(engine: &Engine, component: &Component) -> Option<String> {
+    let ty = component.component_type();
+    ty.imports(engine)
+        .map(|(name, _)| name)
+        .find(|name| {
+            name.strip_prefix("wasi:")
+                .and_then(|rest| rest.split('/').next())
+                .is_some_and(|package| !PROVIDED.contains(&package))
+        })
+        .map(|name| {
+            name.chars()
+                .take(80)
+                .flat_map(char::escape_default)
+                .collect()
+        })
+}
+
 async fn instantiate_and_run(
     store: &mut Store<State>,
     component: &Component,
@@ -69,7 +96,7 @@ async fn instantiate_and_run(
 ) -> Result<Result<(), ()>> {
     let command = Command::instantiate_async(&mut *store, component, linker)
         .await
-        .context("the workload is not a wasi:cli/command@0.3 component")?;
+        .context("cannot instantiate the WASI 0.3 command")?;
     // The outer result is the event loop's (a trap in any task, a deadlock), the
     // inner one `run`'s: a trap in it, or an exit through wasi:cli/exit, is an error
     // that `outcome::classify` sorts out (`I32Exit` included).
