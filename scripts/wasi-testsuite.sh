@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the official WASI conformance suite (wasi-testsuite, preview 1 part)
-# against `keep run`. See tests/wasi-testsuite/README.md.
+# Runs the official WASI conformance suite (wasi-testsuite: its preview 1 and
+# WASI 0.3 suites) against `keep run`. See tests/wasi-testsuite/README.md.
 #
-#   scripts/wasi-testsuite.sh                       all wasm32-wasip1 suites
-#   scripts/wasi-testsuite.sh -e my-expect.toml     extra args go to the runner
+#   scripts/wasi-testsuite.sh                       all wasm32-wasip1 and -wasip3 suites
+#   scripts/wasi-testsuite.sh -e my-expect.toml     more expectations (added to keep's
+#                                                   tests/wasi-testsuite/expectations.toml);
+#                                                   other args go to the runner
 #   scripts/wasi-testsuite.sh --backend kvm         every test in a KVM Keep
 #
 # Environment:
@@ -15,10 +17,12 @@
 #   WASI_TESTSUITE_PYTHON  Python >= 3.12 for the venv (default: pyenv's 3.12)
 #   KEEP_BACKEND           `keep run --backend` (also set by --backend NAME)
 #   KEEP_RUN_FLAGS, KEEP_TEST_TIMEOUT   read by the adapter
+#   WASI_TESTSUITE_VERSIONS  which suites (default "wasm32-wasip1 wasm32-wasip3")
 #
 # Exit status: 0 when every test passed (or the suite is absent), 1 when any
 # test failed, 2 when the run could not be set up.
 set -euo pipefail
+CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
@@ -30,6 +34,24 @@ fi
 
 say() { printf 'wasi-testsuite: %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 2; }
+
+# Expectation files: keep's own, then the caller's (relative to where it was
+# called from). The runner takes them in one --expectations list (a second
+# flag would replace the first).
+abs_from_caller() { (cd "$CALLER_PWD" && realpath -- "$1") || die "no such file: $1"; }
+expect=("$REPO/tests/wasi-testsuite/expectations.toml")
+runner_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    -e|--expectations|--exclude-filter)
+      shift
+      while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do
+        expect+=("$(abs_from_caller "$1")"); shift
+      done ;;
+    --expectations=*|--exclude-filter=*) expect+=("$(abs_from_caller "${1#*=}")"); shift ;;
+    *) runner_args+=("$1"); shift ;;
+  esac
+done
 
 SUITE=${WASI_TESTSUITE_DIR:-tests/wasi-testsuite/.suite}
 if [ ! -f "$SUITE/test-runner/wasi_test_runner/__main__.py" ]; then
@@ -90,13 +112,16 @@ if [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$VENV/.requirements-stamp"
 fi
 
-# Only the preview 1 suites: tests/<language>/testsuite/wasm32-wasip1.
+# The suites, tests/<language>/testsuite/<version>: preview 1 and WASI 0.3.
 cd "$SUITE"
+versions=${WASI_TESTSUITE_VERSIONS:-"wasm32-wasip1 wasm32-wasip3"}
 suites=()
-for dir in tests/*/testsuite/wasm32-wasip1; do
-  [ -f "$dir/manifest.json" ] && suites+=("$dir")
+for v in $versions; do
+  for dir in tests/*/testsuite/"$v"; do
+    [ -f "$dir/manifest.json" ] && suites+=("$dir")
+  done
 done
-[ "${#suites[@]}" -gt 0 ] || die "no tests/*/testsuite/wasm32-wasip1 suites in $SUITE (is it the prod/testsuite-base branch?)"
+[ "${#suites[@]}" -gt 0 ] || die "no tests/*/testsuite/{${versions// /,}} suites in $SUITE (is it the prod/testsuite-base branch?)"
 count=0
 for dir in "${suites[@]}"; do
   for wasm in "$dir"/*.wasm; do [ -f "$wasm" ] && count=$((count + 1)); done
@@ -107,14 +132,15 @@ color=()
 RESULTS=$REPO/target/wasi-testsuite-results${KEEP_BACKEND:+-$KEEP_BACKEND}.json
 rm -f "$RESULTS"
 
-say "$count tests in ${#suites[@]} suites, backend ${KEEP_BACKEND:-process}, keep: $KEEP_BIN ($("$KEEP_BIN" --version 2>/dev/null | head -n 1 || echo '?'))"
+say "$count tests in ${#suites[@]} suites (the runner skips those of worlds keep does not run), backend ${KEEP_BACKEND:-process}, keep: $KEEP_BIN ($("$KEEP_BIN" --version 2>/dev/null | head -n 1 || echo '?'))"
 status=0
 "$VENV/bin/python" test-runner/wasi_test_runner.py \
   --runtime-adapter "$REPO/tests/wasi-testsuite/keep_adapter.py" \
   --json-output-location "$RESULTS" \
   "${color[@]}" \
   --test-suite "${suites[@]}" \
-  "$@" || status=$?
+  --expectations "${expect[@]}" \
+  ${runner_args[@]+"${runner_args[@]}"} || status=$?
 
 # A per-suite table from the JSON results (absent if the caller redirected it).
 if [ -f "$RESULTS" ]; then
