@@ -4,7 +4,8 @@
 #
 #   scripts/wasi-testsuite.sh                       all wasm32-wasip1 and -wasip3 suites
 #   scripts/wasi-testsuite.sh -e my-expect.toml     more expectations (added to keep's
-#                                                   tests/wasi-testsuite/expectations.toml);
+#                                                   tests/wasi-testsuite/expectations.toml,
+#                                                   and -kvm.toml on kvm);
 #                                                   other args go to the runner
 #   scripts/wasi-testsuite.sh --backend kvm         every test in a KVM Keep
 #
@@ -40,6 +41,9 @@ die() { say "error: $*" >&2; exit 2; }
 # flag would replace the first).
 abs_from_caller() { (cd "$CALLER_PWD" && realpath -- "$1") || die "no such file: $1"; }
 expect=("$REPO/tests/wasi-testsuite/expectations.toml")
+if [ "${KEEP_BACKEND:-}" = kvm ]; then
+  expect+=("$REPO/tests/wasi-testsuite/expectations-kvm.toml")
+fi
 runner_args=()
 while [ $# -gt 0 ]; do
   case $1 in
