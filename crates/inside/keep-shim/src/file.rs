@@ -144,6 +144,13 @@ pub fn getfl(h: u32) -> i64 {
 /// Syscalls on host descriptors; None: not ours (the caller serves it).
 pub fn dispatch(nr: u64, a: [u64; 6]) -> Option<i64> {
     Some(match nr {
+        // pread64, pwrite64, preadv, pwritev: a negative offset (a loff_t) is
+        // EINVAL, as on Linux; it must not reach the VMM, where u64::MAX (CUR)
+        // means "at the current position".
+        17 | 18 | 295 | 296 if a[3] > i64::MAX as u64 => {
+            host(a[0])?;
+            -EINVAL
+        }
         0 => read(host(a[0])?, a[1], a[2], CUR),
         17 => read(host(a[0])?, a[1], a[2], a[3]),
         1 => write(host(a[0])?, a[1], a[2], CUR),
