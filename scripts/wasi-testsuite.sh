@@ -41,9 +41,6 @@ die() { say "error: $*" >&2; exit 2; }
 # flag would replace the first).
 abs_from_caller() { (cd "$CALLER_PWD" && realpath -- "$1") || die "no such file: $1"; }
 expect=("$REPO/tests/wasi-testsuite/expectations.toml")
-if [ "${KEEP_BACKEND:-}" = kvm ]; then
-  expect+=("$REPO/tests/wasi-testsuite/expectations-kvm.toml")
-fi
 runner_args=()
 while [ $# -gt 0 ]; do
   case $1 in

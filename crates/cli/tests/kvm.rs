@@ -97,6 +97,39 @@ fn stdin_echo_and_bulk_output() {
     assert!(stdout(&o).contains("0xd88c7210127840aa"), "{}", stdout(&o));
 }
 
+/// A write to a file opened for appending lands at its end in a KVM Keep too,
+/// after a seek to the start (wasmtime-wasi appends with pwritev2(RWF_APPEND),
+/// which the shim once did not serve: the write overwrote the file's start).
+#[test]
+fn appending_lands_at_the_end_as_on_process() {
+    if !have_kvm() {
+        return;
+    }
+    for backend in ["process", "kvm"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "abc").unwrap();
+        let d = format!("{}::/d", dir.path().display());
+        let o = run(
+            &[
+                "run",
+                "--backend",
+                backend,
+                "--dir",
+                &d,
+                &fixture("files.wasm"),
+                "--",
+                "append",
+                "/d/f",
+                "def",
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{backend}: {}", stderr(&o));
+        let text = std::fs::read_to_string(dir.path().join("f")).unwrap();
+        assert_eq!(text, "abcdef", "{backend}");
+    }
+}
+
 /// clock_res_get answers in a KVM Keep as in a process (the shim once left
 /// clock_getres unserved, and wasmtime-wasi panics on a failed one).
 #[test]

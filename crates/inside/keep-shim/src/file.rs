@@ -151,6 +151,22 @@ pub fn dispatch(nr: u64, a: [u64; 6]) -> Option<i64> {
             host(a[0])?;
             -EINVAL
         }
+        // preadv2, pwritev2: offset -1 is the cursor; RWF_APPEND writes at the end
+        // (wasmtime-wasi appends this way) and, as on Linux, moves the cursor only
+        // when the offset is -1; other flags are hints.
+        327 | 328 => {
+            let h = host(a[0])?;
+            let writing = nr == 328;
+            if writing && a[5] & RWF_APPEND != 0 {
+                append(h, a[1], a[2], a[3] == CUR)
+            } else if a[3] == CUR {
+                vectored(h, a[1], a[2], CUR, writing)
+            } else if a[3] > i64::MAX as u64 {
+                -EINVAL
+            } else {
+                vectored(h, a[1], a[2], a[3], writing)
+            }
+        }
         0 => read(host(a[0])?, a[1], a[2], CUR),
         17 => read(host(a[0])?, a[1], a[2], a[3]),
         1 => write(host(a[0])?, a[1], a[2], CUR),
@@ -346,6 +362,30 @@ fn vectored(h: u32, iov: u64, cnt: u64, pos: u64, writing: bool) -> i64 {
         }
     }
     total as i64
+}
+
+/// pwritev2's RWF_APPEND.
+const RWF_APPEND: u64 = 0x10;
+
+/// Writes the iovecs at the end of the file; the cursor ends there if
+/// `move_cursor`, else where it was.
+fn append(h: u32, iov: u64, cnt: u64, move_cursor: bool) -> i64 {
+    const SEEK_SET: u64 = 0;
+    const SEEK_CUR: u64 = 1;
+    const SEEK_END: u64 = 2;
+    let saved = seek(h, 0, SEEK_CUR);
+    if saved < 0 {
+        return saved;
+    }
+    let end = seek(h, 0, SEEK_END);
+    if end < 0 {
+        return end;
+    }
+    let n = vectored(h, iov, cnt, CUR, true);
+    if !move_cursor {
+        let _ = seek(h, saved as u64, SEEK_SET);
+    }
+    n
 }
 
 fn seek(h: u32, off: u64, whence: u64) -> i64 {
