@@ -121,7 +121,7 @@ fn component_entry(exports: &[(String, bool)]) -> Result<Entry, String> {
     Err(format!(
         "the component exports no `wasi:cli/run` interface, so there is nothing to run: it is not a WASI command{}",
         listed(
-            "names",
+            "interfaces or functions",
             &exports.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
         )
     ))
