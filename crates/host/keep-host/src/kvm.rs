@@ -275,10 +275,7 @@ impl KvmBackend {
             (Ok((_, _, s)), None, Err(ConverseError::Wire(_))) if s.memory_refused_frames > 0 => {
                 Outcome::LimitExceeded {
                     limit: Limit::Memory,
-                    detail: budget.ran_out(match seen.has_started() {
-                        true => Phase::Running,
-                        false => Phase::Compiling,
-                    }),
+                    detail: budget.ran_out(Phase::of(seen.has_started())),
                 }
             }
             (Err(e), None, Err(ConverseError::Wire(_))) => Outcome::Failed {

@@ -42,6 +42,17 @@ pub enum Phase {
     Running,
 }
 
+impl Phase {
+    /// Running once the exec said it started the workload, compiling before.
+    pub fn of(started: bool) -> Self {
+        if started {
+            Phase::Running
+        } else {
+            Phase::Compiling
+        }
+    }
+}
+
 impl MemoryBudget {
     /// The budget for a limit (None: the default) and a module of `module_bytes`.
     pub fn new(limit: Option<u64>, module_bytes: u64) -> Self {

@@ -441,10 +441,7 @@ impl MemoryWatch {
                     return;
                 };
                 if used > budget.total() {
-                    let phase = match started.load(Ordering::Acquire) {
-                        true => Phase::Running,
-                        false => Phase::Compiling,
-                    };
+                    let phase = Phase::of(started.load(Ordering::Acquire));
                     killer.kill(Limit::Memory, budget.ran_out(phase));
                     return;
                 }

@@ -72,9 +72,8 @@ const FRESH_FRAMES_ARE_ZERO: bool = true;
 /// A zeroed frame. When guest memory is used up the Keep ends here, as out of
 /// memory (EXIT with the refused count, which the host reports as the memory
 /// limit): nothing in the Keep can go on without the memory it asked for, and
-/// the exec would only abort with a message of its own. Never None, then; the
-/// Option stays for the callers' error paths.
-pub fn alloc_frame() -> Option<u64> {
+/// the exec would only abort with a message of its own.
+pub fn alloc_frame() -> u64 {
     let taken = FRAMES.with(|f| {
         if f.free != 0 {
             let pa = f.free;
@@ -97,7 +96,7 @@ pub fn alloc_frame() -> Option<u64> {
         // SAFETY: the frame is ours and mapped by the direct map.
         unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
     }
-    Some(pa)
+    pa
 }
 
 /// The exit code the shim ends a Keep with when guest memory is used up (the
@@ -124,7 +123,7 @@ fn pte_create(va: u64) -> Option<*mut u64> {
         // SAFETY: `table` is a page-table frame owned by the shim.
         let e = unsafe { *entry };
         if e & PTE_P == 0 {
-            let t = alloc_frame()?;
+            let t = alloc_frame();
             // SAFETY: as above; the new table is zeroed.
             unsafe { *entry = t | PTE_P | PTE_W | PTE_U | PTE_AD };
             table = t;
@@ -192,21 +191,10 @@ pub fn map_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
         let frame = if e & (PTE_P | PTE_HELD) != 0 {
             e & ADDR_MASK
         } else {
-            match alloc_frame() {
-                Some(f) => f,
-                None => break Err(()),
-            }
+            alloc_frame()
         };
         // SAFETY: as above.
-        unsafe {
-            *p = frame
-                | flags
-                | if flags & PTE_P != 0 {
-                    PTE_U | PTE_AD
-                } else {
-                    0
-                }
-        };
+        unsafe { *p = frame | pte_bits(flags) };
         changed |= e != 0;
         va += PAGE_SIZE;
     };
@@ -245,10 +233,13 @@ pub fn protect_range(start: u64, end: u64, flags: u64) -> Result<(), ()> {
         va += PAGE_SIZE;
     }
     if set_reserved_flags(start, end, flags).is_err() {
-        // No room to split the reservations: back the accessible pages now.
+        // No room to split the reservations: back accessible pages now; a part
+        // made PROT_NONE must not stay marked accessible (a first touch would
+        // back it), so that is ENOMEM, as Linux's mprotect past its map count.
         if flags & PTE_P != 0 {
             return map_range(start, end, flags);
         }
+        return Err(());
     }
     // Pages with a frame (outside reservations, or touched inside one) change now.
     let mut va = start;
@@ -307,9 +298,7 @@ pub fn fault_in(va: u64, write: bool) -> bool {
         };
         // SAFETY: p points at the PTE of `page` in a shim-owned table.
         if unsafe { *p } & (PTE_P | PTE_HELD) == 0 {
-            let Some(frame) = alloc_frame() else {
-                return false;
-            };
+            let frame = alloc_frame();
             // SAFETY: as above; the frame is fresh and zeroed.
             unsafe { *p = frame | pte_bits(flags) };
         }
