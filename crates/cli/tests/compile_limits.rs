@@ -9,19 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_one_line, have_kvm, keep, stderr};
-
-fn uleb(mut n: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
+use common::{assert_one_line, backends, have_kvm, keep, section, stderr, uleb};
 
 fn sleb(mut n: i64, out: &mut Vec<u8>) {
     loop {
@@ -33,12 +21,6 @@ fn sleb(mut n: i64, out: &mut Vec<u8>) {
         }
         out.push(byte | 0x80);
     }
-}
-
-fn section(id: u8, body: &[u8], out: &mut Vec<u8>) {
-    out.push(id);
-    uleb(body.len() as u64, out);
-    out.extend_from_slice(body);
 }
 
 /// A WASI command of `functions` functions of type () -> (), each adding
@@ -160,11 +142,7 @@ fn a_compile_past_the_memory_budget_is_the_memory_limit() {
     let module = dir.path().join("nested_blocks.wasm");
     std::fs::write(&module, nested_blocks(1_000_000)).unwrap();
     let module = module.to_string_lossy().into_owned();
-    let mut backends = vec!["process"];
-    if have_kvm() {
-        backends.push("kvm");
-    }
-    for backend in backends {
+    for backend in backends() {
         for cache in [&["--no-cache"][..], &[], &[]] {
             let mut args = vec!["run", "--backend", backend, "--memory", "1MiB"];
             args.extend_from_slice(cache);
@@ -198,11 +176,7 @@ fn the_same_compile_fits_a_larger_limit() {
     let module = dir.path().join("nested_blocks.wasm");
     std::fs::write(&module, nested_blocks(1_000_000)).unwrap();
     let module = module.to_string_lossy().into_owned();
-    let mut backends = vec!["process"];
-    if have_kvm() {
-        backends.push("kvm");
-    }
-    for backend in backends {
+    for backend in backends() {
         let o = keep()
             .args([
                 "run",

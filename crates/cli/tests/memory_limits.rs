@@ -4,15 +4,7 @@
 
 mod common;
 
-use common::{assert_one_line, fixture, have_kvm, keep, stderr};
-
-fn backends() -> Vec<&'static str> {
-    let mut b = vec!["process"];
-    if have_kvm() {
-        b.push("kvm");
-    }
-    b
-}
+use common::{assert_one_line, backends, fixture, have_kvm, keep, stderr};
 
 fn grow_to(backend: &str, mib: &str) -> std::process::Output {
     keep()

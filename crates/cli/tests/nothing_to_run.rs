@@ -6,15 +6,7 @@
 
 mod common;
 
-use common::{assert_one_line, fixture, have_kvm, keep, stderr};
-
-fn backends() -> Vec<&'static str> {
-    let mut b = vec!["process"];
-    if have_kvm() {
-        b.push("kvm");
-    }
-    b
-}
+use common::{assert_one_line, backends, fixture, keep, section, stderr, uleb};
 
 #[test]
 fn a_reactor_module_is_refused_by_name() {
@@ -43,24 +35,6 @@ fn a_component_without_cli_run_is_refused_by_name() {
     }
 }
 
-fn uleb(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn section(id: u8, body: &[u8], out: &mut Vec<u8>) {
-    out.push(id);
-    uleb(body.len(), out);
-    out.extend_from_slice(body);
-}
-
 /// A reactor whose `_initialize` nests 500,000 blocks: compiling it takes
 /// seconds and hundreds of MB.
 fn big_reactor() -> Vec<u8> {
@@ -75,7 +49,7 @@ fn big_reactor() -> Vec<u8> {
     }
     body.resize(body.len() + blocks + 1, 0x0b);
     let mut code = vec![1];
-    uleb(body.len(), &mut code);
+    uleb(body.len() as u64, &mut code);
     code.extend_from_slice(&body);
     section(10, &code, &mut m);
     m

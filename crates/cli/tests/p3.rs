@@ -5,15 +5,7 @@
 
 mod common;
 
-use common::{assert_one_line, fixture, have_kvm, run, stderr, stdout};
-
-fn backends() -> Vec<&'static str> {
-    let mut b = vec!["process"];
-    if have_kvm() {
-        b.push("kvm");
-    }
-    b
-}
+use common::{assert_one_line, backends, fixture, run, stderr, stdout, uleb};
 
 /// The 13 bytes the fixture reads from stdin (the suite's payload).
 const PAYLOAD: &[u8] = b"Hello, world!";
@@ -49,19 +41,6 @@ fn a_wasi_0_3_command_that_panics_is_a_trap() {
     }
 }
 
-/// An unsigned LEB128.
-fn uleb(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn read_uleb(bytes: &[u8], at: &mut usize) -> usize {
     let (mut n, mut shift) = (0usize, 0);
     loop {
@@ -79,9 +58,9 @@ fn read_uleb(bytes: &[u8], at: &mut usize) -> usize {
 /// export section's size are re-encoded, everything else is left as it was.
 fn rename_export(component: &[u8], from: &str, to: &str) -> Vec<u8> {
     let (mut old, mut new) = (Vec::new(), Vec::new());
-    uleb(from.len(), &mut old);
+    uleb(from.len() as u64, &mut old);
     old.extend_from_slice(from.as_bytes());
-    uleb(to.len(), &mut new);
+    uleb(to.len() as u64, &mut new);
     new.extend_from_slice(to.as_bytes());
     let mut out = component[..8].to_vec();
     let mut at = 8;
@@ -100,7 +79,7 @@ fn rename_export(component: &[u8], from: &str, to: &str) -> Vec<u8> {
             renamed = true;
         }
         out.push(id);
-        uleb(body.len(), &mut out);
+        uleb(body.len() as u64, &mut out);
         out.extend_from_slice(&body);
     }
     assert!(renamed, "no top-level export {from}");

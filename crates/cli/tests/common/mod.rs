@@ -199,3 +199,32 @@ pub fn assert_tcp_serve(backend: &str) {
     let o = child.wait_with_output().expect("wait keep");
     assert_tcp_line(&o, &back, "pong from the host to a Keep's listener\n");
 }
+
+/// The backends to run a test on: process, and kvm where /dev/kvm opens.
+pub fn backends() -> Vec<&'static str> {
+    let mut b = vec!["process"];
+    if have_kvm() {
+        b.push("kvm");
+    }
+    b
+}
+
+/// Appends `n` as an unsigned LEB128 (for WebAssembly binaries built in a test).
+pub fn uleb(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Appends a WebAssembly section: its id, its size, its body.
+pub fn section(id: u8, body: &[u8], out: &mut Vec<u8>) {
+    out.push(id);
+    uleb(body.len() as u64, out);
+    out.extend_from_slice(body);
+}
