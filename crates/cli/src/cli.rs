@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use keep_host::BackendKind;
 
 /// Run WebAssembly workloads in Keeps: isolated, measured environments on hosts
 /// you do not have to trust.
@@ -157,8 +158,8 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct MeasureArgs {
     /// Which Keep: kvm (the process backend has no launch digest).
-    #[arg(long, value_enum, default_value = "kvm")]
-    pub backend: Backend,
+    #[arg(long, value_parser = backend_kind(), default_value = "kvm")]
+    pub backend: BackendKind,
     /// The workload memory limit, as for `keep run --memory` (it fixes the guest
     /// memory, which is measured): guest memory = this + the runtime's memory;
     /// default 768MiB.
@@ -188,16 +189,14 @@ pub struct JsonArg {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// A child process: no isolation from the host, for development.
-    Process,
-    /// A KVM virtual machine with Keep's microkernel (needs /dev/kvm; dirs and sockets served by the host, in clear).
-    Kvm,
-    /// AMD SEV-SNP (not implemented yet).
-    SevSnp,
-    /// Intel TDX (not implemented yet).
-    Tdx,
+/// `--backend`'s values: keep-host's one list of kinds, with their help.
+fn backend_kind() -> impl clap::builder::TypedValueParser<Value = BackendKind> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        BackendKind::CHOICES.map(|k| PossibleValue::new(k.name()).help(k.about())),
+    )
+    // Only the names above get here.
+    .map(|name| BackendKind::from_name(&name).unwrap_or(BackendKind::Process))
 }
 
 #[derive(Debug, Args)]
@@ -215,8 +214,8 @@ pub struct RunArgs {
     #[arg(long, short = 'm', value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// Where the Keep runs.
-    #[arg(long, value_enum, default_value = "process")]
-    pub backend: Backend,
+    #[arg(long, value_parser = backend_kind(), default_value = "process")]
+    pub backend: BackendKind,
     /// Set an environment variable of the workload (the host's are never passed).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,

@@ -23,6 +23,14 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    // The VMM process of one KVM Keep (started by keep-host, never by hand: it
+    // refuses to run without the descriptors it is given).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == keep_host::VMM_CHILD_ARG)
+    {
+        return ExitCode::from(u8::try_from(keep_host::vmm_child_main()).unwrap_or(1));
+    }
     let version: &'static str = Box::leak(
         format!(
             "{}\nexec sha384:{}",

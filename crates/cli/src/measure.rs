@@ -7,14 +7,14 @@ use keep_host::{EXEC_SHA384, KVM_EXEC_ENV, KvmBackend, MemoryBudget};
 use keep_manifest::parse_size;
 use serde_json::json;
 
-use crate::cli::{Backend, MeasureArgs};
+use crate::cli::MeasureArgs;
 use crate::output::outln;
 use crate::usage::usage;
 
 pub fn measure(args: MeasureArgs) -> Result<ExitCode> {
-    if args.backend != Backend::Kvm {
+    if args.backend != keep_host::BackendKind::Kvm {
         bail!(
-            "backend {:?}: only the kvm backend has a launch digest today",
+            "backend {}: only the kvm backend has a launch digest today",
             args.backend
         );
     }

@@ -6,24 +6,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use keep_host::{HostLimits, ProcessBackend, RunRequest, RunResult};
+use keep_host::{Backend, BackendKind, HostLimits, ProcessBackend, RunRequest, RunResult};
 use keep_manifest::{Manifest, parse_duration_ms, parse_size};
 use keep_wire::{DirSpec, LaunchSpec, Limits};
 use serde_json::json;
 
-use crate::cli::{Backend, RunArgs};
+use crate::cli::RunArgs;
 use crate::usage::usage;
 
 /// Largest workload `keep run` reads.
 const MAX_WORKLOAD_BYTES: u64 = 1 << 30;
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    match args.backend {
-        Backend::Process | Backend::Kvm => {}
-        Backend::SevSnp | Backend::Tdx => bail!(
-            "backend {:?}: not implemented yet, and this machine has no such hardware (see `keep platform info`)",
+    if !args.backend.implemented() {
+        bail!(
+            "backend {}: not implemented yet, and this machine has no such hardware (see `keep platform info`)",
             args.backend
-        ),
+        );
     }
     let workload = read_workload(&args.workload)?;
     let manifest = match &args.manifest {
@@ -34,67 +33,40 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("keep: warning: {w}");
     }
     let (mut spec, host_limits) = launch_spec(&args, &manifest)?;
-    if args.backend == Backend::Kvm {
-        return run_kvm(&args, spec, workload, host_limits);
-    }
-    // The cache directory (the exec, compiled code) is used only if no other user
-    // can write it; without a home there is none, and the exec runs from memory.
-    let cache_dir = keep_host::default_cache_dir();
-    let backend = match &cache_dir {
-        Some(dir) => ProcessBackend::cached(dir)?,
-        None => ProcessBackend::embedded()?,
+    let backend: Box<dyn Backend> = if args.backend == BackendKind::Kvm {
+        Box::new(keep_host::KvmBackend::new().map_err(|_| {
+            anyhow::anyhow!(
+                "backend kvm: /dev/kvm is not available on this machine (see `keep platform info`); use --backend process"
+            )
+        })?)
+    } else {
+        // The cache directory (the exec, compiled code) is used only if no other
+        // user can write it; without a home there is none, and the exec runs from
+        // memory. A KVM Keep has no host directory to cache in.
+        let cache_dir = keep_host::default_cache_dir();
+        let backend = match &cache_dir {
+            Some(dir) => ProcessBackend::cached(dir)?,
+            None => ProcessBackend::embedded()?,
+        };
+        if let (false, Some(dir)) = (args.no_cache, &cache_dir) {
+            let modules = dir.join("modules");
+            keep_host::ensure_private_dir(&modules)?;
+            spec.compile_cache_dir = Some(modules.display().to_string());
+        }
+        Box::new(backend)
     };
-    if let (false, Some(dir)) = (args.no_cache, &cache_dir) {
-        let modules = dir.join("modules");
-        keep_host::ensure_private_dir(&modules)?;
-        spec.compile_cache_dir = Some(modules.display().to_string());
-    }
-
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
     let err = std::fs::File::from(std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()?);
-    let result = backend.run(
-        RunRequest {
-            spec,
-            workload,
-            limits: host_limits,
-        },
-        out,
-        err,
-    )?;
+    let request = RunRequest {
+        spec,
+        workload,
+        limits: host_limits,
+    };
+    let result = keep_host::run(&*backend, request, out, err)
+        .map_err(|e| anyhow::anyhow!("backend {}: {e}", backend.kind().name()))?;
     Ok(report(&args, &result))
-}
-
-/// The same workload in a KVM Keep (`keep-vmm`): the exec boots in a VM and the
-/// launch channel is relayed by the VMM.
-fn run_kvm(
-    args: &RunArgs,
-    spec: LaunchSpec,
-    workload: Vec<u8>,
-    limits: HostLimits,
-) -> Result<ExitCode> {
-    let backend = keep_host::KvmBackend::new().map_err(|_| {
-        anyhow::anyhow!(
-            "backend kvm: /dev/kvm is not available on this machine (see `keep platform info`); use --backend process"
-        )
-    })?;
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let out = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
-    let err = std::fs::File::from(std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()?);
-    let result = backend
-        .run(
-            RunRequest {
-                spec,
-                workload,
-                limits,
-            },
-            out,
-            err,
-        )
-        .map_err(|e| anyhow::anyhow!("backend kvm: {e}"))?;
-    Ok(report(args, &result))
 }
 
 fn read_workload(path: &Path) -> Result<Vec<u8>> {
@@ -189,6 +161,7 @@ fn launch_spec(args: &RunArgs, manifest: &Manifest) -> Result<(LaunchSpec, HostL
         wall: wall.map(Duration::from_millis),
         output_bytes: output,
         memory_bytes: memory,
+        cpu: cpu.map(Duration::from_millis),
     };
     Ok((spec, host))
 }

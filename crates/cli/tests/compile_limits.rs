@@ -5,9 +5,13 @@
 //! than the Keep has (issue 12) is the memory limit (151, "while compiling"), on
 //! both backends, with and without the compile cache.
 
+#[path = "common/agent.rs"]
+mod agent;
 mod common;
 
 use std::time::{Duration, Instant};
+
+use agent::{ALICE, Agent, dev_policy};
 
 use common::{assert_one_line, backends, have_kvm, keep, section, stderr, uleb};
 
@@ -190,5 +194,45 @@ fn the_same_compile_fits_a_larger_limit() {
             .output()
             .expect("run keep");
         assert_eq!(o.status.code(), Some(0), "{backend}: {}", stderr(&o));
+    }
+}
+
+/// The same under `keep deploy`: the host cannot read the sealed workload, but it
+/// knows the sealed payload's size, which bounds the module's, and holds the Keep
+/// to the budget that size gives (process: its memory watch; KVM: the guest's
+/// memory, fixed before the workload arrived). Memory limit, not an abort.
+#[test]
+fn an_attested_compile_past_the_memory_budget_is_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("nested_blocks.wasm");
+    std::fs::write(&module, nested_blocks(1_000_000)).unwrap();
+    let module = module.to_string_lossy().into_owned();
+    let allowed = if have_kvm() {
+        r#"backends = ["process", "kvm"]"#
+    } else {
+        ""
+    };
+    let agent = Agent::start_custom(None, false, allowed, "", |_| {});
+    let policy = dev_policy(&agent);
+    for backend in backends() {
+        let o = agent.deploy(
+            ALICE,
+            &[
+                "--backend",
+                backend,
+                "--policy",
+                &policy,
+                "--memory",
+                "1MiB",
+                &module,
+            ],
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(151), "{backend}: {err}");
+        assert!(
+            err.contains("memory limit") && err.contains("ran out of memory"),
+            "{backend}: {err}"
+        );
+        assert!(!err.contains("memory allocation"), "{backend}: {err}");
     }
 }

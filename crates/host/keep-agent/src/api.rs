@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt as _;
-use keep_host::{HostLimits, KvmBackend, ProcessBackend};
+use keep_host::{AttestedKeep, HostLimits, KvmBackend, ProcessBackend};
 use keep_wire::{Limits, Outcome};
 use serde::Deserialize;
 use serde_json::json;
@@ -403,7 +403,7 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Bod
     let allowed = &state.config.backends;
     let backend = match req.backend.as_deref() {
         None => allowed.first().copied().unwrap_or(Backend::Process),
-        Some(name) => match Backend::parse(name).filter(|b| allowed.contains(b)) {
+        Some(name) => match Backend::from_name(name).filter(|b| allowed.contains(b)) {
             Some(b) => b,
             None => {
                 Metrics::inc(&state.metrics.refused);
@@ -431,6 +431,7 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Bod
         wall: limits.wall_ms.map(Duration::from_millis),
         output_bytes: limits.output_bytes,
         memory_bytes: limits.memory_bytes,
+        cpu: limits.cpu_ms.map(Duration::from_millis),
     };
     if state.registry.count_owned(owner) >= tenant.max_keeps {
         Metrics::inc(&state.metrics.refused);
@@ -468,10 +469,9 @@ async fn create(State(state): S, headers: HeaderMap, cert: ClientCert, body: Bod
         return r;
     }
     let st = state.clone();
-    let cpu = limits.cpu_ms.map(Duration::from_millis);
     let started = tokio::task::spawn_blocking(move || match backend {
-        Backend::Process => st.backend.start_attested(host_limits),
-        Backend::Kvm => KvmBackend::new().and_then(|k| k.start_attested(host_limits, cpu)),
+        Backend::Kvm => KvmBackend::new().and_then(|k| AttestedKeep::start(&k, host_limits)),
+        _ => AttestedKeep::start(&st.backend, host_limits),
     })
     .await;
     let keep = match started {
@@ -707,7 +707,12 @@ async fn payload(
             "the Keep must be challenged first, and provisioned once",
         );
     }
-    let channel = match e.keep.lock().ok().map(|k| k.channel()) {
+    // The workload is at most the sealed payload's size: the Keep's memory
+    // budget lets the runtime compile a module that large.
+    let channel = match e.keep.lock().ok().map(|k| {
+        k.expect_workload(len);
+        k.channel()
+    }) {
         Some(Ok(c)) => c,
         _ => {
             return error(
@@ -738,8 +743,8 @@ async fn payload(
         let mut send = |wire: Vec<u8>| tx.blocking_send(Ok(Bytes::from(wire))).is_ok();
         let end = relay::relay_output(&e, channel, &mut send, &st.metrics.relayed_bytes);
         let limit = e.keep.lock().ok().and_then(|mut k| {
-            // Reaps the exec (killing it if the relay ended before it did).
-            k.terminate("relay ended");
+            // Reaps the Keep (killing it if it does not end by itself soon).
+            k.finish();
             k.limit_hit()
         });
         match (limit, end) {

@@ -149,29 +149,9 @@ fn default_backends() -> Vec<String> {
     vec!["process".into()]
 }
 
-/// A backend the owner may allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Process,
-    Kvm,
-}
-
-impl Backend {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "process" => Some(Self::Process),
-            "kvm" => Some(Self::Kvm),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Process => "process",
-            Self::Kvm => "kvm",
-        }
-    }
-}
+/// A backend the owner may allow: keep-host's one list of kinds (only those
+/// keep implements are accepted in host.toml).
+pub use keep_host::BackendKind as Backend;
 
 fn default_max_keeps() -> usize {
     16
@@ -349,11 +329,13 @@ impl Config {
         let host_limits = parse_limits(&raw.limits).map_err(&invalid)?;
         let mut backends = Vec::new();
         for b in &raw.backends {
-            let b = Backend::parse(b).ok_or_else(|| {
-                invalid(format!(
-                    "backends: unknown backend {b:?} (process and kvm are known)"
-                ))
-            })?;
+            let b = Backend::from_name(b)
+                .filter(|b| b.implemented())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "backends: unknown backend {b:?} (process and kvm are known)"
+                    ))
+                })?;
             if !backends.contains(&b) {
                 backends.push(b);
             }

@@ -1,25 +1,33 @@
 //! The KVM backend: the same exec, inside a KVM Keep (`keep-vmm` + `keep-shim`).
 //!
-//! The host speaks the identical launch protocol: its end of a socketpair goes to
-//! [`converse`](crate::process), the other end to the VMM, which relays the bytes
-//! the shim sends and receives on the exec's fd 3 through the call block. stdout
-//! and stderr are relayed (and counted against the output cap), stdin is read
-//! from the host's stdin when the spec inherits it. Memory is fixed at launch;
-//! wall-clock and CPU time are enforced by the VMM's watchdog.
+//! Every KVM Keep has a VMM process of its own ([`VMM_CHILD_ARG`]: this binary
+//! re-run, serving `keep_vmm::child`), so no guest-facing parser runs in `keep
+//! run` or `keep host serve`. The host treats that process as it treats a process
+//! Keep's exec (`backend`): the launch channel on its fd 3, which the VMM relays
+//! to the exec's fd 3 in the guest, stdio on fds 0-2 (relayed and counted when
+//! there is an output cap), the same killer and wall-clock watchdog. Guest memory
+//! is fixed at launch; the VMM stops the guest at its CPU limit (the vCPU
+//! thread's time), and the host's CPU watch is the backstop.
 
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keep_vmm::{Keep, KeepConfig, KillHandle, RelayServer};
-use keep_wire::{LaunchSpec, Limit, Outcome, StdioTarget};
+use command_fds::FdMapping;
+use keep_vmm::child::{ControlReader, Launched, PlanDir, VmmEnd, VmmPlan, VmmReport};
+use keep_vmm::{Keep, KeepConfig};
+use keep_wire::{LaunchSpec, Limit};
 
+use crate::backend::{Backend, Companion, CompanionEnd, KeepPlan, KeepStdio, RunningKeep, Watch};
 use crate::exec_image::ExecImage;
+use crate::launch::{LaunchError, VmmError};
 use crate::memory::{MemoryBudget, Phase};
-use crate::process::{ConverseError, LaunchError, RunRequest, Seen, converse};
-use crate::result::{HostStats, RunResult};
+use crate::platform::BackendKind;
+use crate::result::HostStats;
 
 /// Guest memory for the exec itself before compiling (see [`crate::memory`]).
 pub const KVM_RUNTIME_MEMORY: u64 = crate::memory::RUNTIME_BASE_MEMORY;
@@ -30,9 +38,13 @@ pub const KVM_MAX_MEMORY: u64 = 3 << 30;
 /// parameters): it tells the exec to configure wasmtime for one thread and no signals.
 pub const KVM_EXEC_ENV: &str = "KEEP_BACKEND=kvm";
 
-/// Runs Keeps as KVM virtual machines.
-#[derive(Debug, Clone, Default)]
-pub struct KvmBackend;
+/// Runs Keeps as KVM virtual machines, each served by a VMM process of its own.
+#[derive(Debug, Clone)]
+pub struct KvmBackend {
+    /// The binary re-run as the VMM process: this one, by the kernel's link to it
+    /// (the very file running, even if replaced on disk since).
+    program: PathBuf,
+}
 
 impl KvmBackend {
     /// Fails with [`LaunchError::NoKvm`] when /dev/kvm cannot be opened.
@@ -40,7 +52,9 @@ impl KvmBackend {
         if !keep_vmm::kvm_available() {
             return Err(LaunchError::NoKvm);
         }
-        Ok(Self)
+        Ok(Self {
+            program: PathBuf::from("/proc/self/exe"),
+        })
     }
 
     /// Guest memory for a workload memory limit (None: the default) and no module
@@ -88,8 +102,7 @@ impl KvmBackend {
     pub fn measure_budget(budget: &MemoryBudget) -> Result<([u8; 48], u64), LaunchError> {
         let mem = Self::guest_memory_for(budget)?;
         let digest =
-            Keep::measure_with_payload_hash(&Self::config(mem), ExecImage::bytes(), exec_hash())
-                .map_err(|e| LaunchError::Vmm(e.to_string()))?;
+            Keep::measure_with_payload_hash(&Self::config(mem), ExecImage::bytes(), exec_hash())?;
         Ok((digest, mem))
     }
 
@@ -98,215 +111,233 @@ impl KvmBackend {
         use sha2::Digest;
         hex::encode(sha2::Sha384::digest(keep_vmm::SHIM))
     }
+}
 
-    /// Runs one workload to its end, like [`crate::ProcessBackend::run`].
-    pub fn run(
-        &self,
-        request: RunRequest,
-        stdout: std::fs::File,
-        stderr: std::fs::File,
-    ) -> Result<RunResult, LaunchError> {
-        let started = Instant::now();
-        let mut request = request;
-        // Sockets: a preview 1 module gets the declared sockets preopened (the VMM
-        // binds and connects them before the Keep starts and serves them by handle;
-        // the exec opens socket i by the name /.keep/sock/<i>). A preview 2
-        // component makes its own (wasi:sockets), and the VMM lets it bind, listen
-        // and connect only to the declared addresses. Every byte crosses the host
-        // in clear.
-        let component = is_component(&request.workload);
-        let specs = socket_specs(&request.spec)?;
-        let sockets = if component {
-            keep_vmm::SocketServer::dynamic(&specs)
-        } else {
-            keep_vmm::SocketServer::open(&specs)
-                .map_err(|e| LaunchError::Unsupported(e.to_string()))?
-        };
-        let spec = &mut request.spec;
-        // One thread in the Keep; no host directories to cache compiled code in.
-        spec.parallel_compilation = false;
-        spec.compile_cache_dir = None;
-        // CPU time is enforced by the VMM on the vCPU thread (the exec's epoch
-        // ticker would need a second thread).
-        let cpu_ms = spec.limits.cpu_ms.take();
-        // Preopened directories: the VMM opens them itself and serves the files
-        // beneath them; the exec opens preopen i by the name /.keep/dir/<i>.
-        let mut dirs = Vec::new();
-        for (i, d) in spec.dirs.iter_mut().enumerate() {
-            dirs.push((d.source.clone(), d.writable));
-            d.source = keep_vmm::preopen_guest_source(i);
-        }
-        // With sockets, the exec's hidden placeholder directory (see p1_run) is an
-        // empty read-only one the host makes, served after the declared ones.
-        let _holder = if spec.sockets.is_empty() || component {
-            None
-        } else {
-            let d = EmptyDir::new().map_err(|e| {
-                LaunchError::Unsupported(format!(
-                    "cannot make the socket placeholder directory: {e}"
-                ))
-            })?;
-            dirs.push((d.0.to_string_lossy().into_owned(), false));
-            Some(d)
-        };
-        let files = keep_vmm::FileServer::open(&dirs).map_err(|e| {
-            let guest = spec
-                .dirs
-                .iter()
-                .zip(&dirs)
-                .find(|(_, (src, _))| *src == e.path)
-                .map(|(d, _)| d.guest_path.clone())
-                .unwrap_or_default();
-            LaunchError::Unsupported(format!(
-                "cannot open directory {} for {guest}: {}",
-                e.path, e.source
-            ))
-        })?;
-        let budget = MemoryBudget::new(spec.limits.memory_bytes, request.workload.len() as u64);
+impl Backend for KvmBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Kvm
+    }
+
+    /// Starts the Keep's VMM process (see [`VMM_CHILD_ARG`]) with a plan for the
+    /// VM: guest memory from the budget, the directories and sockets it serves.
+    fn start(&self, plan: &mut KeepPlan) -> Result<RunningKeep, LaunchError> {
+        let budget = plan.budget();
         let mem = Self::guest_memory_for(&budget)?;
-        // The workload's share, the default when none is given: the exec's
-        // limiter holds it there, and the rest of guest memory is the runtime's.
-        spec.limits.memory_bytes = Some(budget.workload);
-        let mut config = Self::config(mem);
-        config.wall_limit = request.limits.wall;
-        config.cpu_limit = cpu_ms.map(Duration::from_millis);
-
-        let (mut channel, vmm_end) =
-            UnixStream::pair().map_err(|e| LaunchError::Channel(e.to_string()))?;
-        let reason: Arc<Mutex<Option<(Limit, String)>>> = Arc::default();
-        let output = Arc::new(AtomicU64::new(0));
-        let cap = request.limits.output_bytes;
-        let (kill_tx, kill_rx) = mpsc::channel::<(KillHandle, [u8; 48])>();
-        let stdin_inherit = spec.stdio[0] == StdioTarget::Inherit;
-        let (reason2, output2) = (reason.clone(), output.clone());
-        let vm = std::thread::Builder::new()
-            .name("keep-vcpu".into())
-            .spawn(
-                move || -> Result<(i32, Duration, keep_vmm::Stats), keep_vmm::Error> {
-                    let keep = Keep::launch_static(config, ExecImage::bytes(), exec_hash())?;
-                    let kill = keep.kill_handle();
-                    let kill_all = kill.clone();
-                    let _ = kill_tx.send((kill.clone(), keep.digest()));
-                    let counter = Counter {
-                        total: output2,
-                        cap,
-                        kill,
-                        reason: reason2,
-                    };
-                    let stdin: Option<Box<dyn io::Read + Send>> =
-                        stdin_inherit.then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
-                    let (out, out_writer) = Counted::start(stdout, counter.clone());
-                    let (err, err_writer) = Counted::start(stderr, counter);
-                    let mut server = RelayServer::new(
-                        stdin,
-                        Box::new(out),
-                        Box::new(err),
-                        Some(Box::new(vmm_end)),
-                    );
-                    server.echo_log = std::env::var_os("KEEP_VMM_LOG").is_some();
-                    server.files = Some(files);
-                    server.sockets = Some(sockets);
-                    let result = keep.run(&mut server);
-                    let cpu = thread_cpu_time();
-                    // Dropping the server closes the VMM's end of the channel, so the
-                    // host's conversation ends too, and the output queues: everything
-                    // the Keep wrote is out before the host reports how it ended.
-                    drop(server);
-                    // After a kill or a limit, a writer blocked on a reader that
-                    // stopped reading is left behind (it ends with the process)
-                    // rather than holding up the report; otherwise all is written.
-                    let stopping = kill_all.is_killed();
-                    for w in [out_writer, err_writer] {
-                        join_writer(w, stopping);
-                    }
-                    result.map(|exit| (exit.code, cpu, exit.stats))
-                },
-            )
-            .map_err(|e| LaunchError::Vmm(e.to_string()))?;
-
-        let mut seen = Seen::default();
-        let report = converse(&mut channel, &request, &mut seen);
-        let launched = kill_rx.try_recv().ok();
-        if report.is_err()
-            && let Some((kill, _)) = &launched
-        {
-            kill.kill();
+        let mut vmm = VmmPlan {
+            mem_size: mem,
+            args: vec!["keep-exec".into()],
+            env: vec![KVM_EXEC_ENV.into()],
+            cpu_limit_ms: plan
+                .limits
+                .cpu
+                .map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+            dirs: Vec::new(),
+            sockets: Vec::new(),
+            dynamic_sockets: false,
+            stdin: matches!(plan.stdio, KeepStdio::Files { stdin: true, .. }),
+            echo_log: std::env::var_os("KEEP_VMM_LOG").is_some(),
+        };
+        let mut holder = None;
+        if let Some(launch) = plan.launch.as_mut() {
+            holder = adapt(&mut launch.spec, &launch.workload, budget, &mut vmm)?;
         }
-        drop(channel);
-        let joined = vm
-            .join()
-            .map_err(|_| LaunchError::Vmm("the vCPU thread panicked".into()))?;
-        let stats = joined.as_ref().ok().map(|(_, _, s)| s.clone());
-        let host = HostStats {
-            // What the Keep used, by the host's count of the guest memory it
-            // backed (the VM's size is reported apart).
-            peak_rss_bytes: stats
-                .as_ref()
-                .and_then(|s| s.host_resident_bytes)
-                .unwrap_or_default(),
-            vm_memory_bytes: Some(mem),
-            cpu_time: joined.as_ref().map(|(_, cpu, _)| *cpu).unwrap_or_default(),
-            wall_time: started.elapsed(),
-            output_bytes: cap.map(|_| output.load(Ordering::Relaxed)),
-            vm_exits: stats.as_ref().map(|s| s.exits),
-            host_calls: stats.as_ref().map(|s| s.host_calls),
-            guest_used_bytes: stats.as_ref().map(|s| s.guest_peak_bytes),
-            launch_digest: launched.map(|(_, d)| d),
-        };
-        let recorded = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let outcome = match (&joined, recorded, &report) {
-            (_, Some((limit, detail)), _) => Outcome::LimitExceeded { limit, detail },
-            (Err(keep_vmm::Error::Timeout(d)), _, _) => Outcome::LimitExceeded {
-                limit: Limit::WallClock,
-                detail: format!("still running after {:.3} s", d.as_secs_f64()),
+        let (control, child_control) = UnixStream::pair().map_err(LaunchError::Channel)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.arg(VMM_CHILD_ARG).env_clear();
+        if vmm.echo_log {
+            cmd.env("KEEP_VMM_LOG", "1");
+        }
+        let mut keep = RunningKeep::spawn(
+            BackendKind::Kvm,
+            cmd,
+            vec![FdMapping {
+                parent_fd: OwnedFd::from(child_control),
+                child_fd: keep_vmm::child::CONTROL_FD,
+            }],
+            plan,
+            Watch {
+                data_limit: mem.saturating_add(VMM_MEMORY_SLACK),
+                memory: false,
             },
-            (Err(keep_vmm::Error::CpuLimit(d)), _, _) => Outcome::LimitExceeded {
-                limit: Limit::Cpu,
-                detail: format!(
-                    "used more than {} ms of CPU time (exec start-up and compilation included)",
-                    d.as_millis()
-                ),
-            },
-            (_, None, Ok(r)) => r.outcome.clone(),
-            (_, None, Err(ConverseError::Protocol(v))) => return Err(LaunchError::Protocol(*v)),
-            // The shim could not give the exec memory it asked for, and the exec
-            // ended without a report (an allocation failure aborts it): the memory
-            // limit, whichever allocation it was.
-            (Ok((_, _, s)), None, Err(ConverseError::Wire(_))) if s.memory_refused_frames > 0 => {
-                Outcome::LimitExceeded {
-                    limit: Limit::Memory,
-                    detail: budget.ran_out(Phase::of(seen.has_started())),
-                }
+        )?;
+        let plan_bytes =
+            serde_json::to_vec(&vmm).map_err(|e| VmmError::Plan(io::Error::other(e)))?;
+        (&control)
+            .write_all(&plan_bytes)
+            .and_then(|()| control.shutdown(std::net::Shutdown::Write))
+            .map_err(VmmError::Plan)?;
+        let mut reader = ControlReader::new(control);
+        let digest = match reader.read_line::<Launched>() {
+            Some(Launched::Launched { digest }) => {
+                let mut d = [0u8; 48];
+                hex::decode_to_slice(&digest, &mut d)
+                    .map_err(|_| VmmError::Launch("the VMM sent no launch digest".into()))?;
+                d
             }
-            (Err(e), None, Err(ConverseError::Wire(_))) => Outcome::Failed {
-                message: format!("the KVM Keep stopped: {e}"),
-            },
-            (Ok((code, _, _)), None, Err(ConverseError::Wire(e))) => Outcome::Failed {
-                message: format!("the exec ended without a report (exit {code}): {e}"),
-            },
+            Some(Launched::Refused { message }) => return Err(LaunchError::Unsupported(message)),
+            Some(Launched::Failed { message }) => return Err(VmmError::Launch(message).into()),
+            None => return Err(VmmError::NoAnswer.into()),
         };
-        Ok(RunResult {
-            outcome,
-            report: report.ok(),
-            host,
-            warnings: seen.warnings,
-        })
+        keep.companion = Some(Box::new(VmmLink {
+            control: reader,
+            digest,
+            mem,
+            _holder: holder,
+        }));
+        Ok(keep)
     }
 }
 
-/// How a Keep whose guest memory (`mem` bytes) ran out is reported; `during` says
-/// where (e.g. " while compiling").
-pub(crate) fn guest_memory_ran_out(mem: u64, during: &str) -> String {
-    format!(
-        "the Keep's {} MiB of guest memory ran out{during} (the workload's limit plus {} MiB for the runtime)",
-        mem >> 20,
-        KVM_RUNTIME_MEMORY >> 20
-    )
+/// The Keep's VMM process, as the host holds it beside the process.
+pub(crate) struct VmmLink {
+    control: ControlReader,
+    digest: [u8; 48],
+    mem: u64,
+    _holder: Option<EmptyDir>,
+}
+
+impl Companion for VmmLink {
+    fn measurement(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// Reads the VMM's last line (the process has ended), if it wrote one.
+    fn ended(&mut self, budget: &MemoryBudget) -> CompanionEnd {
+        let Some(report) = self.control.read_line::<VmmReport>() else {
+            return CompanionEnd {
+                stats: Some(self.stats(None)),
+                ..CompanionEnd::default()
+            };
+        };
+        let limit = limit_of(&report, budget, Phase::Unknown);
+        CompanionEnd {
+            memory_ran_out: matches!(limit, Some((Limit::Memory, _))),
+            limit,
+            failure: Some(match &report.end {
+                VmmEnd::Stopped { message } => format!("the KVM Keep stopped: {message}"),
+                VmmEnd::Exited { code } => format!("the exec ended without a report (exit {code})"),
+                VmmEnd::CpuLimit { ms } => format!("the KVM Keep stopped at {ms} ms of CPU time"),
+            }),
+            stats: Some(self.stats(Some(&report))),
+        }
+    }
+}
+
+impl VmmLink {
+    /// What `keep run --stats` shows for a KVM Keep: the memory it used by the
+    /// host's count of the guest memory it backed (the VM's size apart), the
+    /// vCPU's CPU time, exits and host calls.
+    fn stats(&self, report: Option<&VmmReport>) -> HostStats {
+        let stats = report.and_then(|r| r.stats.as_ref());
+        HostStats {
+            peak_rss_bytes: stats
+                .and_then(|s| s.host_resident_bytes)
+                .unwrap_or_default(),
+            vm_memory_bytes: Some(self.mem),
+            cpu_time: report
+                .map(|r| Duration::from_nanos(r.vcpu_cpu_ns))
+                .unwrap_or_default(),
+            vm_exits: stats.map(|s| s.exits),
+            host_calls: stats.map(|s| s.host_calls),
+            guest_used_bytes: stats.map(|s| s.guest_peak_bytes),
+            launch_digest: Some(self.digest),
+            ..HostStats::default()
+        }
+    }
+}
+
+/// RLIMIT_DATA of a VMM process above its guest memory.
+const VMM_MEMORY_SLACK: u64 = 1 << 30;
+
+/// Adapts a clear launch to a KVM Keep, and the VMM's plan to it.
+///
+/// Sockets: a preview 1 module gets the declared sockets preopened (the VMM binds
+/// and connects them before the Keep starts and serves them by handle; the exec
+/// opens socket i by the name /.keep/sock/<i>). A preview 2 component makes its
+/// own (wasi:sockets), and the VMM lets it bind, listen and connect only to the
+/// declared addresses. Every byte crosses the host in clear.
+fn adapt(
+    spec: &mut LaunchSpec,
+    workload: &[u8],
+    budget: MemoryBudget,
+    vmm: &mut VmmPlan,
+) -> Result<Option<EmptyDir>, LaunchError> {
+    let component = is_component(workload);
+    vmm.sockets = socket_specs(spec)?;
+    vmm.dynamic_sockets = component;
+    // One thread in the Keep; no host directories to cache compiled code in.
+    spec.parallel_compilation = false;
+    spec.compile_cache_dir = None;
+    // CPU time is enforced by the VMM on the vCPU thread (the exec's epoch
+    // ticker would need a second thread).
+    if let Some(ms) = spec.limits.cpu_ms.take() {
+        vmm.cpu_limit_ms = Some(vmm.cpu_limit_ms.map_or(ms, |h| h.min(ms)));
+    }
+    // Preopened directories: the VMM opens them itself and serves the files
+    // beneath them; the exec opens preopen i by the name /.keep/dir/<i>.
+    for (i, d) in spec.dirs.iter_mut().enumerate() {
+        vmm.dirs.push(PlanDir {
+            source: std::mem::replace(&mut d.source, keep_vmm::preopen_guest_source(i)),
+            writable: d.writable,
+            guest_path: d.guest_path.clone(),
+        });
+    }
+    // With sockets, the exec's hidden placeholder directory (see p1_run) is an
+    // empty read-only one the host makes, served after the declared ones.
+    let holder = if spec.sockets.is_empty() || component {
+        None
+    } else {
+        let d = EmptyDir::new().map_err(|e| {
+            LaunchError::Unsupported(format!("cannot make the socket placeholder directory: {e}"))
+        })?;
+        vmm.dirs.push(PlanDir {
+            source: d.0.to_string_lossy().into_owned(),
+            writable: false,
+            guest_path: String::new(),
+        });
+        Some(d)
+    };
+    // The workload's share, the default when none is given: the exec's limiter
+    // holds it there, and the rest of guest memory is the runtime's.
+    spec.limits.memory_bytes = Some(budget.workload);
+    Ok(holder)
+}
+
+/// A limit the VMM's report shows: its CPU limit, or guest memory used up (the
+/// shim refused frames and the exec failed).
+fn limit_of(report: &VmmReport, budget: &MemoryBudget, phase: Phase) -> Option<(Limit, String)> {
+    match &report.end {
+        VmmEnd::CpuLimit { ms } => Some((
+            Limit::Cpu,
+            format!("used more than {ms} ms of CPU time (exec start-up and compilation included)"),
+        )),
+        VmmEnd::Exited { code }
+            if *code != 0
+                && report
+                    .stats
+                    .as_ref()
+                    .is_some_and(|s| s.memory_refused_frames > 0) =>
+        {
+            Some((Limit::Memory, budget.ran_out(phase)))
+        }
+        _ => None,
+    }
+}
+
+/// The hidden first argument that makes the `keep` binary (or any binary linking
+/// keep-host that calls [`vmm_child_main`] first) the VMM process of one KVM Keep.
+pub const VMM_CHILD_ARG: &str = "__keep-vmm";
+
+/// The VMM process's `main`: serves one KVM Keep of the embedded exec on the
+/// descriptors the host passed, and returns its exit status. Called by a binary
+/// whose first argument is [`VMM_CHILD_ARG`], before it does anything else.
+pub fn vmm_child_main() -> i32 {
+    keep_vmm::child::serve(ExecImage::bytes(), exec_hash())
 }
 
 /// The exec's SHA-384, computed by the build script from the embedded bytes (so a
 /// launch does not hash 29 MB again).
-fn exec_hash() -> [u8; 48] {
+pub(crate) fn exec_hash() -> [u8; 48] {
     let mut h = [0u8; 48];
     if hex::decode_to_slice(crate::EXEC_SHA384, &mut h).is_err() {
         // Cannot happen (the build script writes 96 hex digits); hash it then.
@@ -377,154 +408,4 @@ fn socket_specs(spec: &LaunchSpec) -> Result<Vec<keep_vmm::SocketSpec>, LaunchEr
             })
         })
         .collect()
-}
-
-/// Counts output against the cap; past it, records the limit and stops the Keep.
-#[derive(Clone)]
-struct Counter {
-    total: Arc<AtomicU64>,
-    cap: Option<u64>,
-    kill: KillHandle,
-    reason: Arc<Mutex<Option<(Limit, String)>>>,
-}
-
-/// One output stream of the Keep: counted on the vCPU thread, written to the sink
-/// by a writer thread, so the guest fills its next call block while the host
-/// writes the last one (and a slow reader does not stall every exit).
-struct Counted {
-    queue: Arc<Queue>,
-    counter: Counter,
-}
-
-/// Blocks in flight per stream before the vCPU waits for the writer.
-const WRITE_QUEUE: usize = 8;
-
-/// The blocks between the vCPU thread and a writer thread. A full queue makes the
-/// vCPU wait, but never past a kill or a limit: a reader that stopped reading (a
-/// full pipe) cannot hold up the Keep's stop.
-#[derive(Default)]
-struct Queue {
-    state: Mutex<(std::collections::VecDeque<Vec<u8>>, bool)>,
-    changed: std::sync::Condvar,
-}
-
-impl Queue {
-    /// Queues a block; false when the Keep is being stopped and the queue stays full.
-    fn push(&self, block: Vec<u8>, kill: &KillHandle) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while st.0.len() >= WRITE_QUEUE {
-            if kill.is_killed() {
-                return false;
-            }
-            st = self
-                .changed
-                .wait_timeout(st, Duration::from_millis(5))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        st.0.push_back(block);
-        self.changed.notify_all();
-        true
-    }
-
-    /// The next block, or None once closed and drained.
-    fn pop(&self) -> Option<Vec<u8>> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(b) = st.0.pop_front() {
-                self.changed.notify_all();
-                return Some(b);
-            }
-            if st.1 {
-                return None;
-            }
-            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn close(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-        self.changed.notify_all();
-    }
-}
-
-impl Counted {
-    fn start(sink: std::fs::File, counter: Counter) -> (Self, std::thread::JoinHandle<()>) {
-        let queue = Arc::new(Queue::default());
-        // A bigger pipe (as the process backend's relay asks for) when the sink is one.
-        let _ = rustix::pipe::fcntl_setpipe_size(&sink, 1 << 20);
-        let q = queue.clone();
-        let writer = std::thread::spawn(move || {
-            let mut sink = sink;
-            // After the reader went away (`| head`) output is dropped, as the
-            // process backend does, so the workload is not stopped by a closed pipe.
-            let mut sink_ok = true;
-            while let Some(block) = q.pop() {
-                if sink_ok && sink.write_all(&block).is_err() {
-                    sink_ok = false;
-                }
-            }
-        });
-        (Self { queue, counter }, writer)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.queue.close();
-    }
-}
-
-impl Write for Counted {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let c = &self.counter;
-        let before = c.total.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        let mut pass = buf;
-        if let Some(cap) = c.cap
-            && before + buf.len() as u64 > cap
-        {
-            pass = &buf[..usize::try_from(cap.saturating_sub(before)).unwrap_or(0)];
-            let mut reason = c.reason.lock().unwrap_or_else(|e| e.into_inner());
-            if reason.is_none() {
-                *reason = Some((
-                    Limit::Output,
-                    format!("wrote more than {cap} bytes to stdout and stderr"),
-                ));
-                c.kill.kill();
-            }
-        }
-        if !pass.is_empty() {
-            // Dropped only when the Keep is being stopped and nobody reads.
-            let _ = self.queue.push(pass.to_vec(), &c.kill);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Joins an output writer; when the Keep is being stopped, waits at most 0.5 s for it
-/// (a reader that stopped reading would block it forever) and then leaves it.
-fn join_writer(writer: std::thread::JoinHandle<()>, stopping: bool) {
-    if stopping {
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while !writer.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !writer.is_finished() {
-            return;
-        }
-    }
-    let _ = writer.join();
-}
-
-/// CPU time of the calling thread (the vCPU thread: guest time included).
-fn thread_cpu_time() -> Duration {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
 }

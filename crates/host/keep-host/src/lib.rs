@@ -15,9 +15,12 @@
 //! the nonce, the Keep's public key, the evidence and ciphertext.
 
 mod attested;
+mod backend;
+mod enforce;
 mod exec_image;
 mod host_dirs;
 mod kvm;
+mod launch;
 mod memory;
 mod platform;
 mod process;
@@ -26,12 +29,14 @@ mod secrets;
 mod spawn;
 
 pub use attested::AttestedKeep;
+pub use backend::{Backend, KeepEnd, KeepPlan, KeepStdio, Launch, RunningKeep, run};
 pub use exec_image::{EXEC_SHA384, ExecImage};
 pub use host_dirs::{HostDirError, default_cache_dir, ensure_private_dir};
-pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend};
+pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend, VMM_CHILD_ARG, vmm_child_main};
+pub use launch::{HostLimits, LaunchError, RunRequest, VmmError};
 pub use memory::{
     COMPILE_BYTES_PER_BYTE, DEFAULT_WORKLOAD_MEMORY, MemoryBudget, Phase, RUNTIME_BASE_MEMORY,
 };
 pub use platform::{BackendKind, BackendStatus, PlatformInfo, probe};
-pub use process::{HostLimits, LaunchError, ProcessBackend, RunRequest};
+pub use process::ProcessBackend;
 pub use result::{EXIT_KEEP_ERROR, EXIT_TRAP, RunResult, exit_code_for_limit};

@@ -40,6 +40,8 @@ pub struct MemoryBudget {
 pub enum Phase {
     Compiling,
     Running,
+    /// The host cannot tell (an attested launch: the exec's frames are sealed).
+    Unknown,
 }
 
 impl Phase {
@@ -72,11 +74,12 @@ impl MemoryBudget {
     /// The one line for a Keep that ran out of memory `during` a phase.
     pub fn ran_out(&self, during: Phase) -> String {
         let doing = match during {
-            Phase::Compiling => "while compiling",
-            Phase::Running => "while running",
+            Phase::Compiling => " while compiling",
+            Phase::Running => " while running",
+            Phase::Unknown => "",
         };
         format!(
-            "the Keep ran out of memory {doing}: {} MiB in all ({} MiB for the workload, {} MiB for the runtime: {} MiB + {COMPILE_BYTES_PER_BYTE}x the {:.1} MB module); raise --memory",
+            "the Keep ran out of memory{doing}: {} MiB in all ({} MiB for the workload, {} MiB for the runtime: {} MiB + {COMPILE_BYTES_PER_BYTE}x the {:.1} MB module); raise --memory",
             mib(self.total()),
             mib(self.workload),
             mib(self.runtime),

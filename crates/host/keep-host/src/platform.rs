@@ -4,8 +4,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-/// The kinds of Keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The kinds of Keep: the one list the CLI, the agent and keep-host use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     Process,
@@ -16,6 +16,12 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every kind, in the order `keep platform info` lists them.
+    pub const ALL: [BackendKind; 5] =
+        [Self::Process, Self::Kvm, Self::SevSnp, Self::Tdx, Self::Sgx];
+    /// The kinds a user may ask a Keep of (SGX is only detected).
+    pub const CHOICES: [BackendKind; 4] = [Self::Process, Self::Kvm, Self::SevSnp, Self::Tdx];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Process => "process",
@@ -24,6 +30,35 @@ impl BackendKind {
             Self::Tdx => "tdx",
             Self::Sgx => "sgx",
         }
+    }
+
+    /// The kind of this name (`process`, `kvm`, `sev-snp`, `tdx`, `sgx`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether keep can start Keeps of this kind (on a machine that has it).
+    pub fn implemented(self) -> bool {
+        matches!(self, Self::Process | Self::Kvm)
+    }
+
+    /// One line on what it is, for `--help`.
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::Process => "a child process: no isolation from the host, for development",
+            Self::Kvm => {
+                "a KVM virtual machine with Keep's microkernel (needs /dev/kvm; dirs and sockets served by the host, in clear)"
+            }
+            Self::SevSnp => "AMD SEV-SNP (not implemented yet)",
+            Self::Tdx => "Intel TDX (not implemented yet)",
+            Self::Sgx => "Intel SGX (detected only)",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -111,7 +111,7 @@ impl ExecHandle {
     }
 
     /// Blocks until the exec has ended, without reaping it.
-    fn wait_until_ended(&self) {
+    pub(crate) fn wait_until_ended(&self) {
         self.wait_ended(WaitIdOptions::empty());
     }
 

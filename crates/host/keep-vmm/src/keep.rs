@@ -39,7 +39,7 @@ impl Default for KeepConfig {
 }
 
 /// Counters of one run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub exits: u64,
     pub host_calls: u64,

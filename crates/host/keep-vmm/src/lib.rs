@@ -18,6 +18,7 @@
 #[path = "../../../inside/keep-shim/src/abi.rs"]
 #[allow(dead_code)] // shared with the shim; not every item is used on this side
 mod abi;
+pub mod child;
 mod error;
 mod fs;
 mod hostcall;

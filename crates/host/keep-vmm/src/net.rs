@@ -28,7 +28,7 @@ use crate::abi::sock as op;
 use crate::hostcall::RawReply;
 
 /// One socket the launch spec declares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SocketSpec {
     pub name: String,
     /// Listen on `addr` (else connect to it).
