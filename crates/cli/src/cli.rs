@@ -246,6 +246,10 @@ pub struct RunArgs {
     /// host (the cache is keyed by the workload's digest and the engine's settings).
     #[arg(long)]
     pub no_cache: bool,
+    /// Run the Keep's process without its jail (namespaces, an empty root, no
+    /// privileges), with this user's rights: for comparison and debugging.
+    #[arg(long)]
+    pub no_jail: bool,
     /// Print peak memory, CPU time and wall time on stderr when the workload ends.
     #[arg(long)]
     pub stats: bool,

@@ -22,14 +22,21 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
+/// A hidden first argument and the `main` it starts.
+type HiddenMain = (&'static str, fn() -> i32);
+
 fn main() -> ExitCode {
-    // The VMM process of one KVM Keep (started by keep-host, never by hand: it
-    // refuses to run without the descriptors it is given).
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == keep_host::VMM_CHILD_ARG)
+    // The stages of a Keep's jail, and the VMM process of one KVM Keep: started
+    // by keep-host, never by hand (each refuses to run without what it is given).
+    let hidden: [HiddenMain; 3] = [
+        (keep_host::VMM_CHILD_ARG, keep_host::vmm_child_main),
+        (keep_host::JAIL_OUTER_ARG, keep_host::jail_outer_main),
+        (keep_host::JAIL_INNER_ARG, keep_host::jail_inner_main),
+    ];
+    if let Some(first) = std::env::args_os().nth(1)
+        && let Some((_, main)) = hidden.iter().find(|(arg, _)| first == *arg)
     {
-        return ExitCode::from(u8::try_from(keep_host::vmm_child_main()).unwrap_or(1));
+        return ExitCode::from(u8::try_from(main()).unwrap_or(1));
     }
     let version: &'static str = Box::leak(
         format!(

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use keep_host::{Backend, BackendKind, HostLimits, ProcessBackend, RunRequest, RunResult};
+use keep_host::{
+    Backend, BackendKind, HostLimits, JailMode, ProcessBackend, RunRequest, RunResult,
+};
 use keep_manifest::{Manifest, parse_duration_ms, parse_size};
 use keep_wire::{DirSpec, LaunchSpec, Limits};
 use serde_json::json;
@@ -33,8 +35,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("keep: warning: {w}");
     }
     let (mut spec, host_limits) = launch_spec(&args, &manifest)?;
+    let jail = if args.no_jail {
+        JailMode::Off
+    } else {
+        JailMode::On
+    };
     let backend: Box<dyn Backend> = if args.backend == BackendKind::Kvm {
-        Box::new(keep_host::KvmBackend::new().map_err(|_| {
+        Box::new(keep_host::KvmBackend::new().map(|k| k.with_jail(jail)).map_err(|_| {
             anyhow::anyhow!(
                 "backend kvm: /dev/kvm is not available on this machine (see `keep platform info`); use --backend process"
             )
@@ -53,7 +60,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             keep_host::ensure_private_dir(&modules)?;
             spec.compile_cache_dir = Some(modules.display().to_string());
         }
-        Box::new(backend)
+        Box::new(backend.with_jail(jail))
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

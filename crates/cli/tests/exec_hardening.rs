@@ -53,11 +53,19 @@ impl Agent {
     /// `keep host serve` with its own directory as the working directory, after
     /// `prelude` (shell) in the same process, with `data_dir` (default: `data` in
     /// its directory, which does not exist yet).
+    /// An agent whose Keeps run without the jail: these tests check what the
+    /// exec does for itself and what the host does around it (a Keep the host
+    /// cannot jail has these and nothing more; `jailed_secrets_never_reach_the_hosts_dev_shm`
+    /// is the jailed case).
     fn start(prelude: &str, data_dir: Option<&Path>) -> Agent {
         Self::start_wrapped(prelude, "", data_dir)
     }
 
     fn start_wrapped(prelude: &str, wrapper: &str, data_dir: Option<&Path>) -> Agent {
+        Self::start_jailed(prelude, wrapper, data_dir, "off")
+    }
+
+    fn start_jailed(prelude: &str, wrapper: &str, data_dir: Option<&Path>, jail: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
         let config = dir.path().join("host.toml");
@@ -68,6 +76,7 @@ impl Agent {
 insecure_http = true
 data_dir = "{}"
 max_keeps = 8
+jail = "{jail}"
 [limits]
 memory = "512MiB"
 wall = "60s"
@@ -429,11 +438,15 @@ fn the_exec_inherits_no_descriptor_of_its_host() {
     // Not close-on-exec in `keep` (as a shell or a service manager would leave them).
     let prelude = format!("exec 7<'{0}' 9<'{0}'", marker.display());
 
-    let run = keep_via_sh(&prelude, "", &["run", &fixture("sleep.wasm"), "--", "5"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = keep_via_sh(
+        &prelude,
+        "",
+        &["run", "--no-jail", &fixture("sleep.wasm"), "--", "5"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_for("the test's own set-up", || {
         (marker_fds(run.id(), &marker).len() == 2).then_some(())
     });
@@ -682,4 +695,60 @@ fn directories_others_can_write_are_refused_in_one_line() {
         .unwrap();
     assert_eq!(stdout(&o), "Hello from inside a Keep!\n", "{}", stderr(&o));
     assert!(!dir.path().join("tmp").exists());
+}
+
+/// In its jail a Keep's secrets live in the jail's own /dev/shm (a tmpfs of its
+/// mount namespace): private to the exec, never in the host's /dev/shm, and gone
+/// with the Keep, killed or not.
+#[test]
+fn jailed_secrets_never_reach_the_hosts_dev_shm() {
+    let agent = Agent::start_jailed("", "", None, "required");
+    let name = format!("canary_{}_jailed", std::process::id());
+    let deploy = Command::new(keep_bin())
+        .args(["deploy", "--host", &agent.url, "--token", ALICE])
+        .args(["--policy", &agent.policy()])
+        .args(["--secret", &format!("{name}=kept-in-the-jail")])
+        .arg(fixture("sleep.wasm"))
+        .args(["--", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The exec is the jail's PID 1, a grandchild of the agent.
+    let exec = wait_for("the jailed exec", || {
+        children(agent.child.id())
+            .into_iter()
+            .flat_map(children)
+            .find(|p| {
+                std::fs::read_dir(format!("/proc/{p}/root/dev/shm"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|d| d.path().join(&name).exists())
+            })
+    });
+    let inside: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{exec}/root/dev/shm"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|d| d.join(&name).exists())
+        .collect();
+    assert_eq!(inside.len(), 1, "{inside:?}");
+    assert_eq!(mode(&inside[0].join(&name)), 0o600);
+    assert!(secret_dirs_with(&name).is_empty(), "in the host's /dev/shm");
+    let (status, body) = agent.http("GET", "/v1/keeps", "");
+    assert_eq!(status, 200, "{body}");
+    let id = body
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, body) = agent.http("DELETE", &format!("/v1/keeps/{id}"), "");
+    assert!(status < 300, "{status} {body}");
+    let o = finish(deploy, "keep deploy");
+    assert_ne!(o.status.code(), Some(0));
+    wait_for("the jail to end", || (!alive(exec)).then_some(()));
+    assert!(secret_dirs_with(&name).is_empty());
 }

@@ -40,8 +40,11 @@ fn cmdline(pid: u32) -> String {
 fn vmm_children(pid: u32) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        // The VMM is the child of its jail's outer stage (or of the host itself,
+        // unjailed).
         let vmms: Vec<u32> = children(pid)
             .into_iter()
+            .flat_map(|c| std::iter::once(c).chain(children(c)))
             .filter(|c| cmdline(*c).contains("__keep-vmm") && holds_kvm(*c))
             .collect();
         if !vmms.is_empty() || Instant::now() > deadline {

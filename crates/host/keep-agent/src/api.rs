@@ -60,7 +60,24 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// Runs the server until a signal; then terminates every Keep.
 pub async fn serve(config: Arc<Config>) -> Result<(), AgentError> {
     let fd_limit = listener::raise_fd_limit();
-    let backend = ProcessBackend::new(&config.data_dir)?;
+    let backend = ProcessBackend::new(&config.data_dir)?.with_jail(config.jail);
+    if config.jail != keep_host::JailMode::Off {
+        match keep_host::jail_probe() {
+            Ok(layers) => {
+                tracing::info!(layers = %layers.join(", "), "every Keep runs in its jail")
+            }
+            Err(e) if config.jail == keep_host::JailMode::Required => {
+                return Err(AgentError::Backend(keep_host::LaunchError::Jail(format!(
+                    "{e} (jail = \"required\" in the config)"
+                ))));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "this host cannot jail Keeps: they run without the jail")
+            }
+        }
+    } else {
+        tracing::warn!("jail = \"off\": Keeps run with the host user's rights");
+    }
     if config.backends.contains(&Backend::Kvm) && !keep_vmm_available() {
         tracing::warn!(
             "the config allows the kvm backend but /dev/kvm cannot be opened here: kvm Keeps will be refused"

@@ -12,6 +12,10 @@
 //! admin_token = "..."
 //! backends = ["process", "kvm"] # where Keeps may be created (default ["process"]);
 //!                               # a tenant picks one per Keep (`keep deploy --backend`)
+//! jail = "on"                   # each Keep's process in its jail (namespaces, empty
+//!                               # root, no privileges): "on" (default: every layer
+//!                               # the host has, else none, with a warning),
+//!                               # "required" (refuse a Keep the host cannot jail), "off"
 //! # The front door (defaults shown): connections, timeouts, deadlines, quotas.
 //! # max_connections = 1024       # open connections at most (TLS handshakes included)
 //! # max_connections_per_peer = 128 # from one IP address
@@ -72,6 +76,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default = "default_backends")]
     backends: Vec<String>,
+    #[serde(default)]
+    jail: Option<String>,
     #[serde(default)]
     tenant: Vec<RawTenant>,
     #[serde(default = "default_max_connections")]
@@ -270,6 +276,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Where Keeps may be created; the first is the default.
     pub backends: Vec<Backend>,
+    /// Whether and how every Keep is jailed.
+    pub jail: keep_host::JailMode,
     pub tenants: Vec<TenantConfig>,
     pub front_door: FrontDoor,
 }
@@ -340,6 +348,14 @@ impl Config {
                 backends.push(b);
             }
         }
+        let jail = match raw.jail.as_deref() {
+            None => keep_host::JailMode::On,
+            Some(name) => keep_host::JailMode::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "jail: {name:?} is not one of \"on\", \"required\", \"off\""
+                ))
+            })?,
+        };
         if backends.is_empty() {
             return Err(invalid(
                 "backends: allow at least one (process, kvm)".into(),
@@ -413,6 +429,7 @@ impl Config {
             admin_token: raw.admin_token,
             limits: host_limits,
             backends,
+            jail,
             tenants,
             front_door,
         })

@@ -17,6 +17,7 @@ use command_fds::{CommandFdExt, FdMapping};
 use keep_wire::{CHANNEL_FD, LaunchSpec, Limit, Outcome, StdioTarget};
 
 use crate::enforce::{Killer, Observed, UsageWatch, WatchLimits, Watchdog, relay};
+use crate::jail::JailMode;
 use crate::launch::{ConverseError, HostLimits, LaunchError, RunRequest, Seen, converse};
 use crate::memory::{MemoryBudget, Phase};
 use crate::platform::BackendKind;
@@ -109,6 +110,37 @@ impl KeepPlan {
     }
 }
 
+/// The program a backend runs as its Keep's process.
+pub(crate) struct Program {
+    /// The executable, on the host (opened once more to run it in a jail).
+    pub(crate) path: std::path::PathBuf,
+    /// Its arguments, argv[0] first.
+    pub(crate) args: Vec<String>,
+    /// Its whole environment.
+    pub(crate) env: Vec<(String, String)>,
+    /// Descriptors it gets besides 0-3 (at these numbers; duplicated for each
+    /// spawn).
+    pub(crate) extra_fds: Vec<(i32, OwnedFd)>,
+    /// What the jail holds of the host: directories, files, devices.
+    pub(crate) binds: Vec<crate::jail::Bind>,
+    /// No network: the Keep declared no socket.
+    pub(crate) isolate_network: bool,
+}
+
+impl Program {
+    fn fds(&self) -> Result<Vec<FdMapping>, LaunchError> {
+        self.extra_fds
+            .iter()
+            .map(|(child_fd, fd)| {
+                Ok(FdMapping {
+                    parent_fd: fd.try_clone().map_err(LaunchError::Channel)?,
+                    child_fd: *child_fd,
+                })
+            })
+            .collect()
+    }
+}
+
 /// How a backend wants its process watched.
 pub(crate) struct Watch {
     /// RLIMIT_DATA of the process.
@@ -156,6 +188,8 @@ pub struct RunningKeep {
     pub(crate) companion: Option<Box<dyn Companion>>,
     /// What the process is, for the one line when it ends without a report.
     what: &'static str,
+    jail_layers: Vec<String>,
+    jail_warning: Option<String>,
     begun: Instant,
     end: Option<KeepEnd>,
 }
@@ -181,21 +215,35 @@ pub struct KeepEnd {
 }
 
 impl RunningKeep {
-    /// Spawns `cmd` as the Keep's process: the launch channel on fd 3 (and `fds`
-    /// besides), stdio as the plan says, then the killer, the watches and the
+    /// Spawns the Keep's process for `program`: jailed as `jail` says (see
+    /// `crate::jail`), the launch channel on fd 3 (and the program's own
+    /// descriptors), stdio as the plan says, then the killer, the watches and the
     /// relays.
     pub(crate) fn spawn(
         kind: BackendKind,
-        mut cmd: Command,
-        mut fds: Vec<FdMapping>,
+        program: &Program,
+        jail: JailMode,
         plan: &mut KeepPlan,
-        watch: Watch,
+        watch: &Watch,
     ) -> Result<Self, LaunchError> {
         let (channel, keep_end) = UnixStream::pair().map_err(LaunchError::Channel)?;
+        let mut fds = program.fds()?;
         fds.push(FdMapping {
             parent_fd: OwnedFd::from(keep_end),
             child_fd: CHANNEL_FD,
         });
+        let (mut cmd, status) = if jail == JailMode::Off {
+            let mut cmd = Command::new(&program.path);
+            if let Some(args) = program.args.get(1..) {
+                cmd.args(args);
+            }
+            cmd.env_clear()
+                .envs(program.env.iter().map(|(k, v)| (k, v)));
+            (cmd, None)
+        } else {
+            let (cmd, status) = crate::jail::command(program, &mut fds)?;
+            (cmd, Some(status))
+        };
         cmd.fd_mappings(fds)
             .map_err(|e| LaunchError::Channel(std::io::Error::other(e.to_string())))?;
         let cap = plan.limits.output_bytes;
@@ -229,6 +277,18 @@ impl RunningKeep {
         let mut exec = crate::spawn::spawn(cmd).map_err(LaunchError::Spawn)?;
         let killer = Arc::new(Killer::new(&exec));
         killer.limit_data(watch.data_limit);
+        // In a jail the program is the outer stage's child: the one to watch.
+        let (jail_layers, watched) = match status {
+            None => (Vec::new(), exec.handle.pid()),
+            Some(status) => match crate::jail::built(status, &exec) {
+                Ok(built) => built,
+                Err(why) => {
+                    killer.stop();
+                    let _ = exec.reap();
+                    return Err(LaunchError::Jail(why));
+                }
+            },
+        };
         let started = Arc::new(AtomicBool::new(false));
         let budget = Arc::new(Mutex::new(plan.budget()));
         let phase = plan.launch.is_some().then(|| started.clone());
@@ -238,6 +298,7 @@ impl RunningKeep {
                 cpu: plan.limits.cpu,
             },
             killer.clone(),
+            watched,
         );
         let output = Arc::new(AtomicU64::new(0));
         let mut relays = Vec::new();
@@ -271,9 +332,70 @@ impl RunningKeep {
                 BackendKind::Process => "the exec",
                 _ => "the Keep's VMM",
             },
+            jail_layers,
+            jail_warning: None,
             begun: Instant::now(),
             end: None,
         })
+    }
+
+    /// Starts a Keep with `start` in the jail `mode` asks for; under
+    /// [`JailMode::On`], where this host cannot build the jail, again without it
+    /// (the plan as it was: a jailed start rewrites where directories are seen),
+    /// saying so in [`Self::jail_warning`] (and for the host's later Keeps).
+    pub(crate) fn start_jailed(
+        mode: JailMode,
+        plan: &mut KeepPlan,
+        start: impl Fn(JailMode, &mut KeepPlan) -> Result<RunningKeep, LaunchError>,
+    ) -> Result<RunningKeep, LaunchError> {
+        let mode = match (mode, crate::jail::unavailable()) {
+            (JailMode::On, Some(_)) => JailMode::Off,
+            (mode, _) => mode,
+        };
+        if mode != JailMode::On {
+            return start(mode, plan);
+        }
+        let spec = plan.launch.as_ref().map(|l| l.spec.clone());
+        let stdio = match &plan.stdio {
+            KeepStdio::Files {
+                stdin,
+                stdout,
+                stderr,
+            } => match (stdout.try_clone(), stderr.try_clone()) {
+                (Ok(stdout), Ok(stderr)) => Some(KeepStdio::Files {
+                    stdin: *stdin,
+                    stdout,
+                    stderr,
+                }),
+                _ => None,
+            },
+            KeepStdio::Sealed => Some(KeepStdio::Sealed),
+        };
+        match start(mode, plan) {
+            Err(LaunchError::Jail(why)) => {
+                crate::jail::mark_unavailable(&why);
+                if let (Some(spec), Some(launch)) = (spec, plan.launch.as_mut()) {
+                    launch.spec = spec;
+                }
+                if let Some(stdio) = stdio {
+                    plan.stdio = stdio;
+                }
+                let mut keep = start(JailMode::Off, plan)?;
+                keep.jail_warning = Some(format!("the Keep runs without its jail: {why}"));
+                Ok(keep)
+            }
+            other => other,
+        }
+    }
+
+    /// The jail's layers this Keep has (none: not jailed).
+    pub fn jail_layers(&self) -> &[String] {
+        &self.jail_layers
+    }
+
+    /// Why the Keep runs without the jail it was to have, if it does.
+    pub fn jail_warning(&self) -> Option<&str> {
+        self.jail_warning.as_deref()
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -434,6 +556,7 @@ pub fn run(
         started: keep.started.clone(),
         ..Seen::default()
     };
+    let jail_warning = keep.jail_warning.clone();
     let mut channel = keep.channel().map_err(LaunchError::Channel)?;
     let report = converse(&mut channel, &launch.spec, &launch.workload, &mut seen);
     if report.is_err() {
@@ -482,6 +605,6 @@ pub fn run(
         outcome,
         report: report.ok(),
         host,
-        warnings: seen.warnings,
+        warnings: jail_warning.into_iter().chain(seen.warnings).collect(),
     })
 }

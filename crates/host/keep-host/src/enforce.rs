@@ -225,9 +225,15 @@ pub(crate) struct Observed {
 const POLL: Duration = Duration::from_millis(10);
 
 impl UsageWatch {
-    pub(crate) fn start(limits: WatchLimits, killer: Arc<Killer>) -> Self {
+    /// Watches `pid` (the Keep's program: the process the killer kills, or its
+    /// child in a jail).
+    pub(crate) fn start(
+        limits: WatchLimits,
+        killer: Arc<Killer>,
+        pid: rustix::process::Pid,
+    ) -> Self {
         let (done, rx) = mpsc::channel::<()>();
-        let pid = killer.exec.pid().as_raw_nonzero();
+        let pid = pid.as_raw_nonzero();
         let (statm, stat) = (format!("/proc/{pid}/statm"), format!("/proc/{pid}/stat"));
         let seen = Arc::new(Observed::default());
         let observed = seen.clone();
@@ -287,8 +293,9 @@ fn private_resident_bytes(statm: &str) -> Option<u64> {
     )
 }
 
-/// User + system CPU time of a process from /proc/PID/stat (readable until it is
-/// reaped, so also for an ended Keep).
+/// User + system CPU time of a process and of the children it waited for, from
+/// /proc/PID/stat (readable until it is reaped, so also for an ended Keep; a
+/// jail's outer stage has waited for the program).
 pub(crate) fn cpu_time(stat: &str) -> Option<Duration> {
     let text = std::fs::read_to_string(stat).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.

@@ -13,17 +13,18 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use command_fds::FdMapping;
 use keep_vmm::child::{ControlReader, Launched, PlanDir, VmmEnd, VmmPlan, VmmReport};
 use keep_vmm::{Keep, KeepConfig};
 use keep_wire::{LaunchSpec, Limit};
 
-use crate::backend::{Backend, Companion, CompanionEnd, KeepPlan, KeepStdio, RunningKeep, Watch};
+use crate::backend::{
+    Backend, Companion, CompanionEnd, KeepPlan, KeepStdio, Program, RunningKeep, Watch,
+};
 use crate::exec_image::ExecImage;
+use crate::jail::JailMode;
 use crate::launch::{LaunchError, VmmError};
 use crate::memory::{MemoryBudget, Phase};
 use crate::platform::BackendKind;
@@ -44,6 +45,7 @@ pub struct KvmBackend {
     /// The binary re-run as the VMM process: this one, by the kernel's link to it
     /// (the very file running, even if replaced on disk since).
     program: PathBuf,
+    jail: JailMode,
 }
 
 impl KvmBackend {
@@ -54,6 +56,7 @@ impl KvmBackend {
         }
         Ok(Self {
             program: PathBuf::from("/proc/self/exe"),
+            jail: JailMode::default(),
         })
     }
 
@@ -121,6 +124,18 @@ impl Backend for KvmBackend {
     /// Starts the Keep's VMM process (see [`VMM_CHILD_ARG`]) with a plan for the
     /// VM: guest memory from the budget, the directories and sockets it serves.
     fn start(&self, plan: &mut KeepPlan) -> Result<RunningKeep, LaunchError> {
+        RunningKeep::start_jailed(self.jail, plan, |jail, plan| self.start_in(jail, plan))
+    }
+}
+
+impl KvmBackend {
+    /// Jails Keeps as `mode` says (default [`JailMode::On`]).
+    pub fn with_jail(mut self, mode: JailMode) -> Self {
+        self.jail = mode;
+        self
+    }
+
+    fn start_in(&self, jail: JailMode, plan: &mut KeepPlan) -> Result<RunningKeep, LaunchError> {
         let budget = plan.budget();
         let mem = Self::guest_memory_for(&budget)?;
         let mut vmm = VmmPlan {
@@ -141,25 +156,44 @@ impl Backend for KvmBackend {
         if let Some(launch) = plan.launch.as_mut() {
             holder = adapt(&mut launch.spec, &launch.workload, budget, &mut vmm)?;
         }
-        let (control, child_control) = UnixStream::pair().map_err(LaunchError::Channel)?;
-        let mut cmd = Command::new(&self.program);
-        cmd.arg(VMM_CHILD_ARG).env_clear();
-        if vmm.echo_log {
-            cmd.env("KEEP_VMM_LOG", "1");
+        let mut binds =
+            crate::jail::Bind::devices(&["/dev/null", "/dev/urandom", "/dev/random", "/dev/kvm"]);
+        // The VMM is this binary, linked dynamically: its loader and libraries,
+        // read-only.
+        binds.extend(crate::jail::Bind::system_libraries());
+        if jail != JailMode::Off {
+            // In the jail the VMM sees the directories it serves beneath /dirs.
+            for (i, d) in vmm.dirs.iter_mut().enumerate() {
+                let target = crate::jail::dir_target(i);
+                binds.push(crate::jail::Bind::dir(&d.source, &target, d.writable));
+                d.source = target;
+            }
         }
+        let (control, child_control) = UnixStream::pair().map_err(LaunchError::Channel)?;
+        let mut env = Vec::new();
+        if vmm.echo_log {
+            env.push(("KEEP_VMM_LOG".to_string(), "1".to_string()));
+        }
+        let program = Program {
+            path: self.program.clone(),
+            args: vec!["keep".into(), VMM_CHILD_ARG.into()],
+            env,
+            extra_fds: vec![(keep_vmm::child::CONTROL_FD, OwnedFd::from(child_control))],
+            binds,
+            isolate_network: vmm.sockets.is_empty(),
+        };
         let mut keep = RunningKeep::spawn(
             BackendKind::Kvm,
-            cmd,
-            vec![FdMapping {
-                parent_fd: OwnedFd::from(child_control),
-                child_fd: keep_vmm::child::CONTROL_FD,
-            }],
+            &program,
+            jail,
             plan,
-            Watch {
+            &Watch {
                 data_limit: mem.saturating_add(VMM_MEMORY_SLACK),
                 memory: false,
             },
         )?;
+        // The VMM's end is the child's alone now (the spawn made its copy).
+        drop(program);
         let plan_bytes =
             serde_json::to_vec(&vmm).map_err(|e| VmmError::Plan(io::Error::other(e)))?;
         (&control)

@@ -64,6 +64,9 @@ pub enum LaunchError {
     Unsupported(String),
     #[error(transparent)]
     Vmm(#[from] VmmError),
+    /// The jail could not be built (with `jail = "required"`, or set up wrong).
+    #[error("cannot jail the Keep: {0}")]
+    Jail(String),
     #[error("cannot measure the KVM Keep: {0}")]
     Measure(#[from] keep_vmm::Error),
 }

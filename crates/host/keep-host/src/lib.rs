@@ -19,6 +19,7 @@ mod backend;
 mod enforce;
 mod exec_image;
 mod host_dirs;
+mod jail;
 mod kvm;
 mod launch;
 mod memory;
@@ -32,6 +33,10 @@ pub use attested::AttestedKeep;
 pub use backend::{Backend, KeepEnd, KeepPlan, KeepStdio, Launch, RunningKeep, run};
 pub use exec_image::{EXEC_SHA384, ExecImage};
 pub use host_dirs::{HostDirError, default_cache_dir, ensure_private_dir};
+pub use jail::{
+    JAIL_INNER_ARG, JAIL_OUTER_ARG, JailMode, LAYERS as JAIL_LAYERS, NOT_YET as JAIL_NOT_YET,
+    inner_main as jail_inner_main, outer_main as jail_outer_main, probe as jail_probe,
+};
 pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend, VMM_CHILD_ARG, vmm_child_main};
 pub use launch::{HostLimits, LaunchError, RunRequest, VmmError};
 pub use memory::{

@@ -8,10 +8,9 @@
 //! in-memory copy (`exec_image`), is spawned, signalled and reaped as `spawn`
 //! says, and inherits only fds 0-3 (it closes any other at start).
 
-use std::process::Command;
-
-use crate::backend::{Backend, KeepPlan, RunningKeep, Watch};
+use crate::backend::{Backend, KeepPlan, Program, RunningKeep, Watch};
 use crate::exec_image::ExecImage;
+use crate::jail::JailMode;
 use crate::launch::LaunchError;
 use crate::platform::BackendKind;
 
@@ -24,6 +23,7 @@ pub(crate) const RUNTIME_MEMORY_SLACK: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct ProcessBackend {
     pub(crate) exec: ExecImage,
+    jail: JailMode,
 }
 
 impl ProcessBackend {
@@ -41,7 +41,10 @@ impl ProcessBackend {
     pub fn embedded() -> Result<Self, LaunchError> {
         let exec = ExecImage::sealed().map_err(LaunchError::ExecImage)?;
         crate::secrets::remove_stale();
-        Ok(Self { exec })
+        Ok(Self {
+            exec,
+            jail: JailMode::default(),
+        })
     }
 
     /// For one run (`keep run`): the exec from a checked file in the private cache
@@ -49,7 +52,10 @@ impl ProcessBackend {
     pub fn cached(dir: &std::path::Path) -> Result<Self, LaunchError> {
         crate::host_dirs::ensure_private_dir(dir)?;
         let exec = ExecImage::cached(dir).map_err(LaunchError::ExecImage)?;
-        Ok(Self { exec })
+        Ok(Self {
+            exec,
+            jail: JailMode::default(),
+        })
     }
 }
 
@@ -59,20 +65,54 @@ impl Backend for ProcessBackend {
     }
 
     fn start(&self, plan: &mut KeepPlan) -> Result<RunningKeep, LaunchError> {
+        RunningKeep::start_jailed(self.jail, plan, |jail, plan| self.start_in(jail, plan))
+    }
+}
+
+impl ProcessBackend {
+    /// Jails Keeps as `mode` says (default [`JailMode::On`]).
+    pub fn with_jail(mut self, mode: JailMode) -> Self {
+        self.jail = mode;
+        self
+    }
+
+    fn start_in(&self, jail: JailMode, plan: &mut KeepPlan) -> Result<RunningKeep, LaunchError> {
         let budget = plan.budget();
-        // The workload's share, the default when none is given: the exec's
-        // limiter holds it there.
+        let mut binds = crate::jail::Bind::devices(&["/dev/null", "/dev/urandom", "/dev/random"]);
+        let mut isolate_network = true;
         if let Some(launch) = plan.launch.as_mut() {
+            // The workload's share, the default when none is given: the exec's
+            // limiter holds it there.
             launch.spec.limits.memory_bytes = Some(budget.workload);
+            isolate_network = launch.spec.sockets.is_empty();
+            if jail != JailMode::Off {
+                // In the jail the exec sees its directories beneath /dirs and the
+                // compile cache at /cache, and nothing else of the host's files.
+                for (i, d) in launch.spec.dirs.iter_mut().enumerate() {
+                    let target = crate::jail::dir_target(i);
+                    binds.push(crate::jail::Bind::dir(&d.source, &target, d.writable));
+                    d.source = target;
+                }
+                if let Some(cache) = launch.spec.compile_cache_dir.as_mut() {
+                    binds.push(crate::jail::Bind::dir(cache, "/cache", true));
+                    *cache = "/cache".into();
+                }
+            }
         }
-        let mut cmd = Command::new(&self.exec.path);
-        cmd.env_clear();
+        let program = Program {
+            path: self.exec.path.clone(),
+            args: vec!["keep-exec".into()],
+            env: Vec::new(),
+            extra_fds: Vec::new(),
+            binds,
+            isolate_network,
+        };
         RunningKeep::spawn(
             BackendKind::Process,
-            cmd,
-            Vec::new(),
+            &program,
+            jail,
             plan,
-            Watch {
+            &Watch {
                 data_limit: budget.total().saturating_add(RUNTIME_MEMORY_SLACK),
                 memory: true,
             },

@@ -1,0 +1,316 @@
+//! The jail every Keep's process runs in: the exec of a process Keep and the VMM
+//! of a KVM Keep alike.
+//!
+//! Layers, each on where the host has it:
+//! - new user, mount, PID, IPC and UTS namespaces, and a network namespace when
+//!   the Keep declares no socket (its sockets are opened from inside, by the exec
+//!   or the VMM, so a Keep with sockets keeps the host's network);
+//! - `pivot_root` into an empty tmpfs holding only a fresh `/proc` (of the Keep's
+//!   own PID namespace: the host's processes are not there), the preopened
+//!   directories bind-mounted beneath `/dirs` (read-only where declared), the
+//!   compile cache, `/dev/null` and `/dev/urandom`, `/dev/kvm` and the host's
+//!   libraries (read-only) for a VMM, and a private `/dev/shm` and `/tmp`;
+//!   the root itself read-only;
+//! - no-new-privs, every capability dropped (bounding set emptied, securebits
+//!   `NO_ROOT` locked: the Keep's process is root in its user namespace and gains
+//!   nothing from it), `RLIMIT_NPROC` (no fork bombs).
+//!
+//! How, without `unsafe`: the host starts the jail's **outer** stage (this binary
+//! re-run, [`JAIL_OUTER_ARG`]) as the Keep's process; it unshares the namespaces,
+//! maps its user, and starts the **inner** stage ([`JAIL_INNER_ARG`]), which is
+//! PID 1 of the new PID namespace, builds the new root, drops privileges and
+//! replaces itself (`exec`) with the program, run from a descriptor (fd 5) the
+//! host opened, so nothing on disk can be swapped in. The outer stage waits and
+//! ends as the program ended; killing it kills the jail (parent-death signals,
+//! and PID 1's end ends its namespace). The inner stage reports on fd 6 that the
+//! jail is built (or what failed) before the program starts.
+
+mod inner;
+mod outer;
+
+use serde::{Deserialize, Serialize};
+
+pub use inner::inner_main;
+pub use outer::outer_main;
+
+/// The hidden first argument of the jail's outer stage.
+pub const JAIL_OUTER_ARG: &str = "__keep-jail";
+/// The hidden first argument of the jail's inner stage.
+pub const JAIL_INNER_ARG: &str = "__keep-jail-inner";
+/// The environment variable that carries the [`JailPlan`] to both stages.
+pub(crate) const PLAN_ENV: &str = "KEEP_JAIL_PLAN";
+/// The program to run, as an open descriptor.
+pub(crate) const PROGRAM_FD: i32 = 5;
+/// Where the inner stage says the jail is built.
+pub(crate) const STATUS_FD: i32 = 6;
+/// Processes (threads included) the Keep's user may have in its namespace.
+pub(crate) const MAX_TASKS: u64 = 256;
+
+/// Whether Keeps are jailed (host.toml `jail`, `keep run --no-jail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JailMode {
+    /// No jail (for comparison and debugging).
+    Off,
+    /// Every layer the host has; a Keep runs without the jail, with a warning,
+    /// where the host has none of it.
+    #[default]
+    On,
+    /// Every layer, or the Keep is refused with one line naming what is missing.
+    Required,
+}
+
+impl JailMode {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "off" => Some(Self::Off),
+            "on" => Some(Self::On),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+}
+
+/// What the jail holds, passed to both stages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JailPlan {
+    /// The program's arguments (its first, argv[0], included).
+    pub(crate) args: Vec<String>,
+    /// The program's environment (nothing else is passed).
+    pub(crate) env: Vec<(String, String)>,
+    /// Host paths bind-mounted into the jail, at `target`.
+    pub(crate) binds: Vec<Bind>,
+    /// A network namespace of its own (no interface but a down loopback).
+    pub(crate) isolate_network: bool,
+    /// The host's pid, which the outer stage checks against its parent.
+    pub(crate) host_pid: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Bind {
+    pub(crate) source: String,
+    /// An absolute path in the jail.
+    pub(crate) target: String,
+    pub(crate) writable: bool,
+    /// A device or plain file (else a directory).
+    pub(crate) file: bool,
+    /// Not a mount: a symbolic link to this (as the host's /lib64 -> usr/lib64).
+    #[serde(default)]
+    pub(crate) symlink: Option<String>,
+}
+
+impl Bind {
+    /// A directory at `target`.
+    pub(crate) fn dir(source: &str, target: &str, writable: bool) -> Self {
+        Self {
+            source: source.into(),
+            target: target.into(),
+            writable,
+            file: false,
+            symlink: None,
+        }
+    }
+
+    /// These devices, where the host has them.
+    pub(crate) fn devices(paths: &[&str]) -> Vec<Self> {
+        paths
+            .iter()
+            .filter(|p| std::path::Path::new(p).exists())
+            .map(|p| Self::device(p))
+            .collect()
+    }
+
+    /// The host's shared libraries, read-only, for a dynamically linked program.
+    pub(crate) fn system_libraries() -> Vec<Self> {
+        ["/lib", "/lib64", "/usr/lib", "/usr/lib64"]
+            .iter()
+            .filter_map(|p| {
+                let meta = std::fs::symlink_metadata(p).ok()?;
+                if meta.is_symlink() {
+                    // /lib -> usr/lib: the same link in the jail.
+                    let to = std::fs::read_link(p).ok()?;
+                    Some(Self {
+                        symlink: Some(to.to_string_lossy().into_owned()),
+                        ..Self::dir(p, p, false)
+                    })
+                } else {
+                    meta.is_dir().then(|| Self::dir(p, p, false))
+                }
+            })
+            .collect()
+    }
+
+    /// A device (or file) at the same path.
+    pub(crate) fn device(path: &str) -> Self {
+        Self {
+            source: path.into(),
+            target: path.into(),
+            writable: true,
+            file: true,
+            symlink: None,
+        }
+    }
+}
+
+/// The inner stage's one line on fd 6.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JailStatus {
+    Built { layers: Vec<String> },
+    Failed { layer: String, error: String },
+}
+
+/// The layers a built jail has, in the order `keep platform info` names them.
+pub const LAYERS: [&str; 10] = [
+    "user namespace",
+    "mount namespace",
+    "pid namespace",
+    "ipc namespace",
+    "uts namespace",
+    "network namespace (Keeps without sockets)",
+    "pivot_root into an empty tmpfs",
+    "no-new-privs",
+    "capabilities dropped",
+    "process limit (RLIMIT_NPROC)",
+];
+
+/// Where a directory preopened as number `i` is seen in the jail.
+pub(crate) fn dir_target(i: usize) -> String {
+    format!("/dirs/{i}")
+}
+
+/// Why this host cannot build the jail, once a Keep found out (its later Keeps
+/// run without it under [`JailMode::On`]).
+static UNAVAILABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub(crate) fn unavailable() -> Option<&'static str> {
+    UNAVAILABLE.get().map(String::as_str)
+}
+
+pub(crate) fn mark_unavailable(why: &str) {
+    let _ = UNAVAILABLE.set(why.to_string());
+}
+
+/// The command that starts `program` in a jail (its outer stage), with the
+/// program's descriptor and the status pipe added to `fds`; returns the status
+/// pipe's read end.
+pub(crate) fn command(
+    program: &crate::backend::Program,
+    fds: &mut Vec<command_fds::FdMapping>,
+) -> Result<(std::process::Command, std::os::fd::OwnedFd), crate::LaunchError> {
+    use crate::LaunchError;
+    let file = std::fs::File::open(&program.path).map_err(LaunchError::Spawn)?;
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| LaunchError::Channel(e.into()))?;
+    fds.push(command_fds::FdMapping {
+        parent_fd: file.into(),
+        child_fd: PROGRAM_FD,
+    });
+    fds.push(command_fds::FdMapping {
+        parent_fd: write,
+        child_fd: STATUS_FD,
+    });
+    let mut env = program.env.clone();
+    // The program is PID 1 of its namespace: its parent is outside it (pid 0).
+    env.retain(|(k, _)| k != "KEEP_HOST_PID");
+    env.push(("KEEP_HOST_PID".into(), "0".into()));
+    let plan = JailPlan {
+        args: program.args.clone(),
+        env,
+        binds: program.binds.clone(),
+        isolate_network: program.isolate_network,
+        host_pid: i32::try_from(std::process::id()).unwrap_or(0),
+    };
+    let json =
+        serde_json::to_string(&plan).map_err(|e| LaunchError::Jail(format!("the plan: {e}")))?;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg(JAIL_OUTER_ARG).env_clear().env(PLAN_ENV, json);
+    Ok((cmd, read))
+}
+
+/// How long a jail may take to build.
+const BUILD_TIMEOUT_MS: i32 = 10_000;
+
+/// Waits for the inner stage's word: the layers and the program's pid (the outer
+/// stage's child), or what failed.
+pub(crate) fn built(
+    status: std::os::fd::OwnedFd,
+    outer: &crate::spawn::Exec,
+) -> Result<(Vec<String>, rustix::process::Pid), String> {
+    use std::io::BufRead;
+    let mut fds = [rustix::event::PollFd::new(
+        &status,
+        rustix::event::PollFlags::IN,
+    )];
+    let timeout = rustix::event::Timespec {
+        tv_sec: i64::from(BUILD_TIMEOUT_MS / 1000),
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(0) => return Err("the jail was not built within 10 s".into()),
+        Ok(_) => {}
+        Err(e) => return Err(format!("waiting for the jail: {e}")),
+    }
+    let mut line = Vec::new();
+    let _ = std::io::BufReader::new(std::fs::File::from(status).take_bounded())
+        .read_until(b'\n', &mut line);
+    match serde_json::from_slice::<JailStatus>(&line) {
+        Ok(JailStatus::Built { layers }) => {
+            let pid = outer.handle.pid();
+            let children = std::fs::read_to_string(format!(
+                "/proc/{p}/task/{p}/children",
+                p = pid.as_raw_pid()
+            ))
+            .unwrap_or_default();
+            let program = children
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw)
+                .ok_or("the jailed program is not running")?;
+            Ok((layers, program))
+        }
+        Ok(JailStatus::Failed { layer, error }) => Err(format!("{layer}: {error}")),
+        Err(_) => Err("the jail ended before it was built".into()),
+    }
+}
+
+/// A status line is short.
+trait TakeBounded: std::io::Read + Sized {
+    fn take_bounded(self) -> std::io::Take<Self> {
+        self.take(64 * 1024)
+    }
+}
+
+impl<R: std::io::Read> TakeBounded for R {}
+
+/// Builds a jail as a Keep's would be (no network, the host's libraries) around
+/// this binary's `--version`: the layers this host gives every Keep, or why it
+/// cannot (for `keep platform info` and the agent's start-up).
+pub fn probe() -> Result<Vec<String>, String> {
+    let program = crate::backend::Program {
+        path: "/proc/self/exe".into(),
+        args: vec!["keep".into(), "--version".into()],
+        env: Vec::new(),
+        extra_fds: Vec::new(),
+        binds: Bind::devices(&["/dev/null"])
+            .into_iter()
+            .chain(Bind::system_libraries())
+            .collect(),
+        isolate_network: true,
+    };
+    let mut fds = Vec::new();
+    let (mut cmd, status) = command(&program, &mut fds).map_err(|e| e.to_string())?;
+    use command_fds::CommandFdExt;
+    cmd.fd_mappings(fds).map_err(|e| e.to_string())?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut outer = crate::spawn::spawn(cmd).map_err(|e| e.to_string())?;
+    let built = built(status, &outer).map(|(layers, _)| layers);
+    let _ = outer.reap();
+    built
+}
+
+/// What the jail does not have yet, said wherever its layers are listed.
+pub const NOT_YET: &str = "not yet: a seccomp allow-list, Landlock rules, cgroup accounting";
