@@ -180,6 +180,20 @@ pub struct MeasureArgs {
 pub enum PlatformCommand {
     /// Which backends work here, and why the others do not.
     Info(JsonArg),
+    /// Start a probe in the jail a Keep's process gets and show how each way out
+    /// (host files, network, processes, privileges) was stopped; exit 1 if one
+    /// was not.
+    JailProbe(JailProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JailProbeArgs {
+    /// The Keep whose jail to probe: process (the exec's) or kvm (the VMM's).
+    #[arg(long, value_parser = backend_kind(), default_value = "process")]
+    pub backend: BackendKind,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,7 +28,8 @@ type HiddenMain = (&'static str, fn() -> i32);
 fn main() -> ExitCode {
     // The stages of a Keep's jail, and the VMM process of one KVM Keep: started
     // by keep-host, never by hand (each refuses to run without what it is given).
-    let hidden: [HiddenMain; 3] = [
+    let hidden: [HiddenMain; 4] = [
+        (keep_host::JAIL_PROBE_ARG, keep_host::jail_probe_main),
         (keep_host::VMM_CHILD_ARG, keep_host::vmm_child_main),
         (keep_host::JAIL_OUTER_ARG, keep_host::jail_outer_main),
         (keep_host::JAIL_INNER_ARG, keep_host::jail_inner_main),
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(*args),
         cli::Command::Init(args) => init::init(args),
         cli::Command::Platform(cli::PlatformCommand::Info(args)) => platform::info(args),
+        cli::Command::Platform(cli::PlatformCommand::JailProbe(args)) => platform::jail_probe(args),
         cli::Command::Measure(args) => measure::measure(args),
         cli::Command::Verify(args) => verify::verify(*args),
         cli::Command::Deploy(args) => deploy::deploy(*args),

@@ -125,6 +125,8 @@ pub(crate) struct Program {
     pub(crate) binds: Vec<crate::jail::Bind>,
     /// No network: the Keep declared no socket.
     pub(crate) isolate_network: bool,
+    /// The TCP ports the Keep declared.
+    pub(crate) tcp_ports: Vec<u16>,
 }
 
 impl Program {
@@ -191,6 +193,8 @@ pub struct RunningKeep {
     jail_layers: Vec<String>,
     jail_warning: Option<String>,
     begun: Instant,
+    /// Removed once the Keep is reaped (fields drop after `Drop::drop`).
+    _cgroup: Option<crate::jail::PidsCgroup>,
     end: Option<KeepEnd>,
 }
 
@@ -232,17 +236,17 @@ impl RunningKeep {
             parent_fd: OwnedFd::from(keep_end),
             child_fd: CHANNEL_FD,
         });
-        let (mut cmd, status) = if jail == JailMode::Off {
+        let (mut cmd, status, cgroup) = if jail == JailMode::Off {
             let mut cmd = Command::new(&program.path);
             if let Some(args) = program.args.get(1..) {
                 cmd.args(args);
             }
             cmd.env_clear()
                 .envs(program.env.iter().map(|(k, v)| (k, v)));
-            (cmd, None)
+            (cmd, None, None)
         } else {
-            let (cmd, status) = crate::jail::command(program, &mut fds)?;
-            (cmd, Some(status))
+            let p = crate::jail::command(program, &mut fds)?;
+            (p.command, Some(p.status), p.cgroup)
         };
         cmd.fd_mappings(fds)
             .map_err(|e| LaunchError::Channel(std::io::Error::other(e.to_string())))?;
@@ -280,7 +284,7 @@ impl RunningKeep {
         // In a jail the program is the outer stage's child: the one to watch.
         let (jail_layers, watched) = match status {
             None => (Vec::new(), exec.handle.pid()),
-            Some(status) => match crate::jail::built(status, &exec) {
+            Some(status) => match crate::jail::built(status, &exec, cgroup.is_some()) {
                 Ok(built) => built,
                 Err(why) => {
                     killer.stop();
@@ -334,6 +338,7 @@ impl RunningKeep {
             },
             jail_layers,
             jail_warning: None,
+            _cgroup: cgroup,
             begun: Instant::now(),
             end: None,
         })

@@ -181,6 +181,7 @@ impl KvmBackend {
             extra_fds: vec![(keep_vmm::child::CONTROL_FD, OwnedFd::from(child_control))],
             binds,
             isolate_network: vmm.sockets.is_empty(),
+            tcp_ports: vmm.sockets.iter().map(|s| s.addr.port()).collect(),
         };
         let mut keep = RunningKeep::spawn(
             BackendKind::Kvm,

@@ -34,8 +34,10 @@ pub use backend::{Backend, KeepEnd, KeepPlan, KeepStdio, Launch, RunningKeep, ru
 pub use exec_image::{EXEC_SHA384, ExecImage};
 pub use host_dirs::{HostDirError, default_cache_dir, ensure_private_dir};
 pub use jail::{
-    JAIL_INNER_ARG, JAIL_OUTER_ARG, JailMode, LAYERS as JAIL_LAYERS, NOT_YET as JAIL_NOT_YET,
+    JAIL_INNER_ARG, JAIL_OUTER_ARG, JAIL_PROBE_ARG, JailMode, LAYERS as JAIL_LAYERS,
+    NOT_YET as JAIL_NOT_YET, ProbeCheck as JailProbeCheck, ProbeReport as JailProbeReport,
     inner_main as jail_inner_main, outer_main as jail_outer_main, probe as jail_probe,
+    probe_main as jail_probe_main, run_probe as jail_probe_run,
 };
 pub use kvm::{KVM_EXEC_ENV, KVM_RUNTIME_MEMORY, KvmBackend, VMM_CHILD_ARG, vmm_child_main};
 pub use launch::{HostLimits, LaunchError, RunRequest, VmmError};

@@ -80,11 +80,13 @@ impl ProcessBackend {
         let budget = plan.budget();
         let mut binds = crate::jail::Bind::devices(&["/dev/null", "/dev/urandom", "/dev/random"]);
         let mut isolate_network = true;
+        let mut tcp_ports = Vec::new();
         if let Some(launch) = plan.launch.as_mut() {
             // The workload's share, the default when none is given: the exec's
             // limiter holds it there.
             launch.spec.limits.memory_bytes = Some(budget.workload);
             isolate_network = launch.spec.sockets.is_empty();
+            tcp_ports = launch.spec.sockets.iter().map(|s| s.port).collect();
             if jail != JailMode::Off {
                 // In the jail the exec sees its directories beneath /dirs and the
                 // compile cache at /cache, and nothing else of the host's files.
@@ -106,6 +108,7 @@ impl ProcessBackend {
             extra_fds: Vec::new(),
             binds,
             isolate_network,
+            tcp_ports,
         };
         RunningKeep::spawn(
             BackendKind::Process,

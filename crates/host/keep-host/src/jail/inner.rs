@@ -16,7 +16,9 @@ use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::{CapabilitiesSecureBits, CapabilitySet};
 
 use super::outer::{failed, report};
-use super::{Bind, JailPlan, JailStatus, LAYERS, PLAN_ENV, PROGRAM_FD};
+use super::{
+    Bind, JailPlan, JailStatus, LANDLOCK, LAYERS, NET_NS, NPROC, PIDS_CGROUP, PLAN_ENV, PROGRAM_FD,
+};
 
 /// Runs the inner stage: returns only if the program could not be started.
 pub fn inner_main() -> i32 {
@@ -35,10 +37,22 @@ pub fn inner_main() -> i32 {
     if let Err((layer, error)) = build(&plan) {
         return failed(layer, &error);
     }
-    let mut layers: Vec<String> = LAYERS.iter().map(|l| l.to_string()).collect();
-    if !plan.isolate_network {
-        layers.retain(|l| !l.starts_with("network"));
-    }
+    let landlocked = match landlock(&plan) {
+        Ok(enforced) => enforced,
+        Err(e) => return failed(LANDLOCK, &e),
+    };
+    let layers: Vec<String> = LAYERS
+        .iter()
+        .filter(|l| match **l {
+            NET_NS => plan.isolate_network,
+            LANDLOCK => landlocked,
+            // Root's processes are exempt: the pids cgroup (the host's) counts.
+            NPROC => plan.host_uid != 0,
+            PIDS_CGROUP => false,
+            _ => true,
+        })
+        .map(|l| l.to_string())
+        .collect();
     report(&JailStatus::Built { layers });
     let Some((argv0, args)) = plan.args.split_first() else {
         return failed("plan", "no program arguments");
@@ -211,4 +225,75 @@ fn drop_capabilities() -> Step {
         }
     }
     Ok(())
+}
+
+/// Landlock, where the kernel has it (best effort: what it lacks is left out):
+/// reading beneath the root (it holds only what the jail put there), writing
+/// only beneath the writable binds, `/tmp` and `/dev/shm`; TCP bind and connect
+/// only on the declared ports (ABI 4); no signals to processes outside and no
+/// abstract UNIX sockets (ABI 6). Executing is left to the mounts (no-exec
+/// tmpfs, a read-only root): the program itself is run through its descriptor.
+/// Returns whether it is enforced.
+fn landlock(plan: &JailPlan) -> Result<bool, String> {
+    use landlock::{
+        ABI, Access, AccessFs, AccessNet, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+        RulesetCreatedAttr, RulesetStatus, Scope,
+    };
+    let abi = ABI::V6;
+    let handled = AccessFs::from_all(abi);
+    let read = AccessFs::from_read(abi) & !AccessFs::Execute;
+    let mut writable: Vec<String> = vec!["/tmp".into(), "/dev/shm".into()];
+    writable.extend(
+        plan.binds
+            .iter()
+            .filter(|b| b.writable && b.symlink.is_none())
+            .map(|b| b.target.clone()),
+    );
+    let err = |e: landlock::RulesetError| e.to_string();
+    let mut ruleset = Ruleset::default()
+        .handle_access(handled)
+        .map_err(err)?
+        .handle_access(AccessNet::from_all(abi))
+        .map_err(err)?
+        .scope(Scope::from_all(abi))
+        .map_err(err)?
+        .create()
+        .map_err(err)?
+        .add_rule(PathBeneath::new(
+            PathFd::new("/").map_err(|e| e.to_string())?,
+            read,
+        ))
+        .map_err(err)?;
+    // The program, run through its descriptor (its file lies outside the root).
+    let program = format!("/proc/self/fd/{PROGRAM_FD}");
+    ruleset = ruleset
+        .add_rule(PathBeneath::new(
+            PathFd::new(&program).map_err(|e| format!("{program}: {e}"))?,
+            AccessFs::ReadFile | AccessFs::Execute,
+        ))
+        .map_err(err)?;
+    // A dynamically linked program's loader and libraries (the VMM's).
+    for lib in plan
+        .binds
+        .iter()
+        .filter(|b| b.library && b.symlink.is_none())
+    {
+        let fd = PathFd::new(&lib.target).map_err(|e| format!("{}: {e}", lib.target))?;
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, read | AccessFs::Execute))
+            .map_err(err)?;
+    }
+    for path in &writable {
+        let fd = PathFd::new(path).map_err(|e| format!("{path}: {e}"))?;
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, handled))
+            .map_err(err)?;
+    }
+    for port in &plan.tcp_ports {
+        ruleset = ruleset
+            .add_rule(NetPort::new(*port, AccessNet::from_all(abi)))
+            .map_err(err)?;
+    }
+    let status = ruleset.restrict_self().map_err(err)?;
+    Ok(status.ruleset != RulesetStatus::NotEnforced)
 }

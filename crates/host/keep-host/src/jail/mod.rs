@@ -25,13 +25,17 @@
 //! and PID 1's end ends its namespace). The inner stage reports on fd 6 that the
 //! jail is built (or what failed) before the program starts.
 
+mod cgroup;
 mod inner;
 mod outer;
+mod probe;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use cgroup::PidsCgroup;
 pub use inner::inner_main;
 pub use outer::outer_main;
+pub use probe::{JAIL_PROBE_ARG, ProbeCheck, ProbeReport, probe_main, run as run_probe};
 
 /// The hidden first argument of the jail's outer stage.
 pub const JAIL_OUTER_ARG: &str = "__keep-jail";
@@ -84,6 +88,13 @@ pub(crate) struct JailPlan {
     pub(crate) isolate_network: bool,
     /// The host's pid, which the outer stage checks against its parent.
     pub(crate) host_pid: i32,
+    /// The host's user (root is exempt from `RLIMIT_NPROC`).
+    pub(crate) host_uid: u32,
+    /// The Keep's pids cgroup, which the outer stage joins first.
+    pub(crate) cgroup_procs: Option<String>,
+    /// The TCP ports the Keep declared (Landlock allows binding and connecting
+    /// to these only).
+    pub(crate) tcp_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +108,9 @@ pub(crate) struct Bind {
     /// Not a mount: a symbolic link to this (as the host's /lib64 -> usr/lib64).
     #[serde(default)]
     pub(crate) symlink: Option<String>,
+    /// Shared libraries (and the loader): Landlock lets them be executed.
+    #[serde(default)]
+    pub(crate) library: bool,
 }
 
 impl Bind {
@@ -108,6 +122,7 @@ impl Bind {
             writable,
             file: false,
             symlink: None,
+            library: false,
         }
     }
 
@@ -134,7 +149,10 @@ impl Bind {
                         ..Self::dir(p, p, false)
                     })
                 } else {
-                    meta.is_dir().then(|| Self::dir(p, p, false))
+                    meta.is_dir().then(|| Self {
+                        library: true,
+                        ..Self::dir(p, p, false)
+                    })
                 }
             })
             .collect()
@@ -148,6 +166,7 @@ impl Bind {
             writable: true,
             file: true,
             symlink: None,
+            library: false,
         }
     }
 }
@@ -160,19 +179,27 @@ pub(crate) enum JailStatus {
     Failed { layer: String, error: String },
 }
 
-/// The layers a built jail has, in the order `keep platform info` names them.
-pub const LAYERS: [&str; 10] = [
-    "user namespace",
+/// The layers a built jail may have, in the order `keep platform info` names
+/// them (each is listed only where the host gave it).
+pub const LAYERS: [&str; 12] = [
+    USER_NS,
     "mount namespace",
     "pid namespace",
     "ipc namespace",
     "uts namespace",
-    "network namespace (Keeps without sockets)",
+    NET_NS,
     "pivot_root into an empty tmpfs",
     "no-new-privs",
     "capabilities dropped",
-    "process limit (RLIMIT_NPROC)",
+    LANDLOCK,
+    NPROC,
+    PIDS_CGROUP,
 ];
+pub(crate) const USER_NS: &str = "user namespace";
+pub(crate) const NET_NS: &str = "network namespace (Keeps without sockets)";
+pub(crate) const LANDLOCK: &str = "Landlock (files beneath the root's own, TCP only on declared ports, no signals or abstract sockets out)";
+pub(crate) const NPROC: &str = "process limit (RLIMIT_NPROC)";
+pub(crate) const PIDS_CGROUP: &str = "process limit (pids cgroup)";
 
 /// Where a directory preopened as number `i` is seen in the jail.
 pub(crate) fn dir_target(i: usize) -> String {
@@ -191,13 +218,20 @@ pub(crate) fn mark_unavailable(why: &str) {
     let _ = UNAVAILABLE.set(why.to_string());
 }
 
+/// A jail's outer stage about to start: its command, the status pipe's read end,
+/// and the Keep's pids cgroup (kept until the Keep is reaped).
+pub(crate) struct Prepared {
+    pub(crate) command: std::process::Command,
+    pub(crate) status: std::os::fd::OwnedFd,
+    pub(crate) cgroup: Option<cgroup::PidsCgroup>,
+}
+
 /// The command that starts `program` in a jail (its outer stage), with the
-/// program's descriptor and the status pipe added to `fds`; returns the status
-/// pipe's read end.
+/// program's descriptor and the status pipe added to `fds`.
 pub(crate) fn command(
     program: &crate::backend::Program,
     fds: &mut Vec<command_fds::FdMapping>,
-) -> Result<(std::process::Command, std::os::fd::OwnedFd), crate::LaunchError> {
+) -> Result<Prepared, crate::LaunchError> {
     use crate::LaunchError;
     let file = std::fs::File::open(&program.path).map_err(LaunchError::Spawn)?;
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -214,18 +248,26 @@ pub(crate) fn command(
     // The program is PID 1 of its namespace: its parent is outside it (pid 0).
     env.retain(|(k, _)| k != "KEEP_HOST_PID");
     env.push(("KEEP_HOST_PID".into(), "0".into()));
+    let cgroup = cgroup::PidsCgroup::create(MAX_TASKS);
     let plan = JailPlan {
         args: program.args.clone(),
         env,
         binds: program.binds.clone(),
         isolate_network: program.isolate_network,
         host_pid: i32::try_from(std::process::id()).unwrap_or(0),
+        host_uid: rustix::process::getuid().as_raw(),
+        cgroup_procs: cgroup.as_ref().map(cgroup::PidsCgroup::procs),
+        tcp_ports: program.tcp_ports.clone(),
     };
     let json =
         serde_json::to_string(&plan).map_err(|e| LaunchError::Jail(format!("the plan: {e}")))?;
-    let mut cmd = std::process::Command::new("/proc/self/exe");
-    cmd.arg(JAIL_OUTER_ARG).env_clear().env(PLAN_ENV, json);
-    Ok((cmd, read))
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command.arg(JAIL_OUTER_ARG).env_clear().env(PLAN_ENV, json);
+    Ok(Prepared {
+        command,
+        status: read,
+        cgroup,
+    })
 }
 
 /// How long a jail may take to build.
@@ -236,6 +278,7 @@ const BUILD_TIMEOUT_MS: i32 = 10_000;
 pub(crate) fn built(
     status: std::os::fd::OwnedFd,
     outer: &crate::spawn::Exec,
+    in_cgroup: bool,
 ) -> Result<(Vec<String>, rustix::process::Pid), String> {
     use std::io::BufRead;
     let mut fds = [rustix::event::PollFd::new(
@@ -255,7 +298,10 @@ pub(crate) fn built(
     let _ = std::io::BufReader::new(std::fs::File::from(status).take_bounded())
         .read_until(b'\n', &mut line);
     match serde_json::from_slice::<JailStatus>(&line) {
-        Ok(JailStatus::Built { layers }) => {
+        Ok(JailStatus::Built { mut layers }) => {
+            if in_cgroup {
+                layers.push(PIDS_CGROUP.into());
+            }
             let pid = outer.handle.pid();
             let children = std::fs::read_to_string(format!(
                 "/proc/{p}/task/{p}/children",
@@ -298,19 +344,25 @@ pub fn probe() -> Result<Vec<String>, String> {
             .chain(Bind::system_libraries())
             .collect(),
         isolate_network: true,
+        tcp_ports: Vec::new(),
     };
     let mut fds = Vec::new();
-    let (mut cmd, status) = command(&program, &mut fds).map_err(|e| e.to_string())?;
+    let Prepared {
+        command: mut cmd,
+        status,
+        cgroup,
+    } = command(&program, &mut fds).map_err(|e| e.to_string())?;
     use command_fds::CommandFdExt;
     cmd.fd_mappings(fds).map_err(|e| e.to_string())?;
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut outer = crate::spawn::spawn(cmd).map_err(|e| e.to_string())?;
-    let built = built(status, &outer).map(|(layers, _)| layers);
+    let built = built(status, &outer, cgroup.is_some()).map(|(layers, _)| layers);
     let _ = outer.reap();
+    drop(cgroup);
     built
 }
 
 /// What the jail does not have yet, said wherever its layers are listed.
-pub const NOT_YET: &str = "not yet: a seccomp allow-list, Landlock rules, cgroup accounting";
+pub const NOT_YET: &str = "not yet: a seccomp allow-list, cgroup memory and CPU accounting";

@@ -24,6 +24,12 @@ pub fn outer_main() -> i32 {
     if let Err(e) = die_with_host(plan.host_pid) {
         return failed("parent-death signal", &e);
     }
+    // First, so that everything the jail starts is counted.
+    if let Some(procs) = &plan.cgroup_procs
+        && let Err(e) = std::fs::write(procs, "0")
+    {
+        return failed(super::PIDS_CGROUP, &format!("{procs}: {e}"));
+    }
     // Read before the unshare: unmapped, they read as the overflow ids after.
     let ids = (
         rustix::process::getuid().as_raw(),
