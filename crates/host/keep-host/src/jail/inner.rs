@@ -265,13 +265,17 @@ fn landlock(plan: &JailPlan) -> Result<bool, String> {
         ))
         .map_err(err)?;
     // The program, run through its descriptor (its file lies outside the root).
+    // A sealed memfd (the agent's exec image) has no path Landlock could hold a
+    // rule for (EBADFD), and it restricts no access to it either.
     let program = format!("/proc/self/fd/{PROGRAM_FD}");
-    ruleset = ruleset
-        .add_rule(PathBeneath::new(
-            PathFd::new(&program).map_err(|e| format!("{program}: {e}"))?,
-            AccessFs::ReadFile | AccessFs::Execute,
-        ))
-        .map_err(err)?;
+    let is_memfd =
+        std::fs::read_link(&program).is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:"));
+    if !is_memfd {
+        let fd = PathFd::new(&program).map_err(|e| format!("{program}: {e}"))?;
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, AccessFs::ReadFile | AccessFs::Execute))
+            .map_err(err)?;
+    }
     // A dynamically linked program's loader and libraries (the VMM's).
     for lib in plan
         .binds
