@@ -69,3 +69,66 @@ fn every_way_out_of_the_jail_is_stopped() {
         }
     }
 }
+
+/// Child processes of `pid` (all its threads').
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|t| {
+            std::fs::read_to_string(t.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The exec of a process Keep and the VMM of a KVM Keep run under a seccomp
+/// filter (mode 2) once set up, with no-new-privs and no capabilities.
+#[test]
+fn the_keeps_program_runs_under_its_seccomp_allow_list() {
+    use std::io::BufRead;
+    for backend in backends() {
+        let mut run = keep()
+            .args([
+                "run",
+                "--backend",
+                backend,
+                &common::fixture("sleep.wasm"),
+                "--",
+                "10",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(run.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "sleeping\n", "{backend}");
+        // keep run -> the jail's outer stage -> the program (PID 1 of its jail).
+        let program = children(run.id())
+            .into_iter()
+            .flat_map(children)
+            .next()
+            .unwrap_or_else(|| panic!("{backend}: no jailed program"));
+        let status = std::fs::read_to_string(format!("/proc/{program}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("Seccomp:"), "2", "{backend}: {status}");
+        assert_eq!(field("NoNewPrivs:"), "1", "{backend}");
+        assert_eq!(field("CapEff:"), "0000000000000000", "{backend}");
+        assert_eq!(field("CapBnd:"), "0000000000000000", "{backend}");
+        run.kill().unwrap();
+        let _ = run.wait();
+    }
+}

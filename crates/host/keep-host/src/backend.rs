@@ -127,6 +127,9 @@ pub(crate) struct Program {
     pub(crate) isolate_network: bool,
     /// The TCP ports the Keep declared.
     pub(crate) tcp_ports: Vec<u16>,
+    /// In a jail, the program installs its seccomp allow-list once set up
+    /// (`KEEP_SECCOMP`: the exec after compiling, the VMM after launching).
+    pub(crate) seccomp: bool,
 }
 
 impl Program {
@@ -284,14 +287,16 @@ impl RunningKeep {
         // In a jail the program is the outer stage's child: the one to watch.
         let (jail_layers, watched) = match status {
             None => (Vec::new(), exec.handle.pid()),
-            Some(status) => match crate::jail::built(status, &exec, cgroup.is_some()) {
-                Ok(built) => built,
-                Err(why) => {
-                    killer.stop();
-                    let _ = exec.reap();
-                    return Err(LaunchError::Jail(why));
+            Some(status) => {
+                match crate::jail::built(status, &exec, cgroup.is_some(), program.seccomp) {
+                    Ok(built) => built,
+                    Err(why) => {
+                        killer.stop();
+                        let _ = exec.reap();
+                        return Err(LaunchError::Jail(why));
+                    }
                 }
-            },
+            }
         };
         let started = Arc::new(AtomicBool::new(false));
         let budget = Arc::new(Mutex::new(plan.budget()));

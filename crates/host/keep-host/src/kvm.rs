@@ -182,6 +182,7 @@ impl KvmBackend {
             binds,
             isolate_network: vmm.sockets.is_empty(),
             tcp_ports: vmm.sockets.iter().map(|s| s.addr.port()).collect(),
+            seccomp: true,
         };
         let mut keep = RunningKeep::spawn(
             BackendKind::Kvm,

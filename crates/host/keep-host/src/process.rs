@@ -109,6 +109,7 @@ impl ProcessBackend {
             binds,
             isolate_network,
             tcp_ports,
+            seccomp: true,
         };
         RunningKeep::spawn(
             BackendKind::Process,

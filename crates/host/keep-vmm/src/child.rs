@@ -224,6 +224,13 @@ fn launch(
             message: e.to_string(),
         },
     })?;
+    // The jail asks for the allow-list (KEEP_SECCOMP): from here on the VMM
+    // makes only the calls serving the guest needs.
+    if std::env::var_os("KEEP_SECCOMP").is_some() {
+        crate::seccomp::install().map_err(|e| Launched::Failed {
+            message: format!("cannot install the seccomp allow-list: {e}"),
+        })?;
+    }
     let _ = say(
         control,
         &Launched::Launched {

@@ -28,6 +28,7 @@ mod log;
 mod measure;
 mod memory;
 mod net;
+mod seccomp;
 mod vcpu;
 mod watchdog;
 

@@ -26,6 +26,7 @@ mod p1_run;
 mod p2_run;
 mod p3_run;
 mod sealed_stdio;
+mod seccomp;
 mod secrets;
 mod wasi;
 

@@ -18,6 +18,7 @@ use rustix::thread::{CapabilitiesSecureBits, CapabilitySet};
 use super::outer::{failed, report};
 use super::{
     Bind, JailPlan, JailStatus, LANDLOCK, LAYERS, NET_NS, NPROC, PIDS_CGROUP, PLAN_ENV, PROGRAM_FD,
+    SECCOMP,
 };
 
 /// Runs the inner stage: returns only if the program could not be started.
@@ -48,7 +49,7 @@ pub fn inner_main() -> i32 {
             LANDLOCK => landlocked,
             // Root's processes are exempt: the pids cgroup (the host's) counts.
             NPROC => plan.host_uid != 0,
-            PIDS_CGROUP => false,
+            PIDS_CGROUP | SECCOMP => false,
             _ => true,
         })
         .map(|l| l.to_string())

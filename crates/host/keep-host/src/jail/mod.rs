@@ -181,7 +181,7 @@ pub(crate) enum JailStatus {
 
 /// The layers a built jail may have, in the order `keep platform info` names
 /// them (each is listed only where the host gave it).
-pub const LAYERS: [&str; 12] = [
+pub const LAYERS: [&str; 13] = [
     USER_NS,
     "mount namespace",
     "pid namespace",
@@ -194,12 +194,15 @@ pub const LAYERS: [&str; 12] = [
     LANDLOCK,
     NPROC,
     PIDS_CGROUP,
+    SECCOMP,
 ];
 pub(crate) const USER_NS: &str = "user namespace";
 pub(crate) const NET_NS: &str = "network namespace (Keeps without sockets)";
 pub(crate) const LANDLOCK: &str = "Landlock (files beneath the root's own, TCP only on declared ports, no signals or abstract sockets out)";
 pub(crate) const NPROC: &str = "process limit (RLIMIT_NPROC)";
 pub(crate) const PIDS_CGROUP: &str = "process limit (pids cgroup)";
+pub(crate) const SECCOMP: &str =
+    "seccomp allow-list (the exec once compiled, the VMM once launched; anything else kills it)";
 
 /// Where a directory preopened as number `i` is seen in the jail.
 pub(crate) fn dir_target(i: usize) -> String {
@@ -248,6 +251,9 @@ pub(crate) fn command(
     // The program is PID 1 of its namespace: its parent is outside it (pid 0).
     env.retain(|(k, _)| k != "KEEP_HOST_PID");
     env.push(("KEEP_HOST_PID".into(), "0".into()));
+    if program.seccomp {
+        env.push(("KEEP_SECCOMP".into(), "1".into()));
+    }
     let cgroup = cgroup::PidsCgroup::create(MAX_TASKS);
     let plan = JailPlan {
         args: program.args.clone(),
@@ -279,6 +285,7 @@ pub(crate) fn built(
     status: std::os::fd::OwnedFd,
     outer: &crate::spawn::Exec,
     in_cgroup: bool,
+    seccomp: bool,
 ) -> Result<(Vec<String>, rustix::process::Pid), String> {
     use std::io::BufRead;
     let mut fds = [rustix::event::PollFd::new(
@@ -301,6 +308,9 @@ pub(crate) fn built(
         Ok(JailStatus::Built { mut layers }) => {
             if in_cgroup {
                 layers.push(PIDS_CGROUP.into());
+            }
+            if seccomp {
+                layers.push(SECCOMP.into());
             }
             let pid = outer.handle.pid();
             let children = std::fs::read_to_string(format!(
@@ -334,17 +344,29 @@ impl<R: std::io::Read> TakeBounded for R {}
 /// this binary's `--version`: the layers this host gives every Keep, or why it
 /// cannot (for `keep platform info` and the agent's start-up).
 pub fn probe() -> Result<Vec<String>, String> {
+    run_jailed(vec!["keep".into(), "--version".into()], &["/dev/null"]).map(|(layers, _)| layers)
+}
+
+/// Runs this binary with `args` in a jail with `devices` and the host's
+/// libraries, no network and no socket; returns the layers it got and what it
+/// printed (at most 1 MiB).
+pub(crate) fn run_jailed(
+    args: Vec<String>,
+    devices: &[&str],
+) -> Result<(Vec<String>, Vec<u8>), String> {
+    use std::io::Read;
     let program = crate::backend::Program {
         path: "/proc/self/exe".into(),
-        args: vec!["keep".into(), "--version".into()],
+        args,
         env: Vec::new(),
         extra_fds: Vec::new(),
-        binds: Bind::devices(&["/dev/null"])
+        binds: Bind::devices(devices)
             .into_iter()
             .chain(Bind::system_libraries())
             .collect(),
         isolate_network: true,
         tcp_ports: Vec::new(),
+        seccomp: false,
     };
     let mut fds = Vec::new();
     let Prepared {
@@ -355,14 +377,19 @@ pub fn probe() -> Result<Vec<String>, String> {
     use command_fds::CommandFdExt;
     cmd.fd_mappings(fds).map_err(|e| e.to_string())?;
     cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut outer = crate::spawn::spawn(cmd).map_err(|e| e.to_string())?;
-    let built = built(status, &outer, cgroup.is_some()).map(|(layers, _)| layers);
+    let built = built(status, &outer, cgroup.is_some(), false);
+    let mut out = Vec::new();
+    if let Some(stdout) = outer.child.stdout.take() {
+        let _ = stdout.take(1 << 20).read_to_end(&mut out);
+    }
     let _ = outer.reap();
+    // Removed only now: its processes have ended.
     drop(cgroup);
-    built
+    built.map(|(layers, _)| (layers, out))
 }
 
 /// What the jail does not have yet, said wherever its layers are listed.
-pub const NOT_YET: &str = "not yet: a seccomp allow-list, cgroup memory and CPU accounting";
+pub const NOT_YET: &str = "not yet: cgroup memory and CPU accounting";

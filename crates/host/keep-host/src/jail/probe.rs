@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bind, built, command};
+use super::run_jailed;
 use crate::platform::BackendKind;
 
 /// The hidden first argument of the probe.
@@ -44,44 +44,13 @@ pub fn run(backend: BackendKind, marker: &str) -> Result<ProbeReport, String> {
     if backend == BackendKind::Kvm {
         devices.push("/dev/kvm");
     }
-    let program = crate::backend::Program {
-        path: "/proc/self/exe".into(),
-        args: vec![
-            "keep".into(),
-            JAIL_PROBE_ARG.into(),
-            std::process::id().to_string(),
-            marker.into(),
-        ],
-        env: Vec::new(),
-        extra_fds: Vec::new(),
-        binds: Bind::devices(&devices)
-            .into_iter()
-            .chain(Bind::system_libraries())
-            .collect(),
-        isolate_network: true,
-        tcp_ports: Vec::new(),
-    };
-    let mut fds = Vec::new();
-    let super::Prepared {
-        command: mut cmd,
-        status,
-        cgroup,
-    } = command(&program, &mut fds).map_err(|e| e.to_string())?;
-    use command_fds::CommandFdExt;
-    cmd.fd_mappings(fds).map_err(|e| e.to_string())?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut outer = crate::spawn::spawn(cmd).map_err(|e| e.to_string())?;
-    let built = built(status, &outer, cgroup.is_some());
-    let mut out = Vec::new();
-    if let Some(mut stdout) = outer.child.stdout.take() {
-        use std::io::Read;
-        let _ = (&mut stdout).take(1 << 20).read_to_end(&mut out);
-    }
-    let _ = outer.reap();
-    drop(cgroup);
-    let (layers, _) = built?;
+    let args = vec![
+        "keep".into(),
+        JAIL_PROBE_ARG.into(),
+        std::process::id().to_string(),
+        marker.into(),
+    ];
+    let (layers, out) = run_jailed(args, &devices)?;
     let checks = serde_json::from_slice(&out)
         .map_err(|e| format!("the probe's report does not parse: {e}"))?;
     Ok(ProbeReport {
