@@ -353,6 +353,9 @@ pub struct KeepView {
     pub backend: String,
     #[serde(default)]
     pub limits: ViewLimits,
+    /// What the host measures of the Keep's use (its word, shown as given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<serde_json::Value>,
 }
 
 /// The limits a Keep was created with (as the host says).
@@ -372,14 +375,35 @@ pub fn ps(args: RemoteArgs) -> Result<ExitCode> {
     if args.json {
         outln!("{}", json!({ "keeps": list.keeps }))?;
     } else {
-        outln!("{:<20} {:<12} {:<18} BACKEND", "ID", "TENANT", "STATE")?;
+        outln!(
+            "{:<20} {:<12} {:<18} {:<8} {:>8} {:>10} {:>10}",
+            "ID",
+            "TENANT",
+            "STATE",
+            "BACKEND",
+            "CPU MS",
+            "PEAK MIB",
+            "OUTPUT"
+        )?;
         for k in &list.keeps {
+            let f = k.figures.as_ref();
+            let num = |key: &str| {
+                f.and_then(|f| f[key].as_u64())
+                    .map_or_else(|| "-".to_string(), |v| v.to_string())
+            };
+            let peak = f.and_then(|f| f["peak_memory_bytes"].as_u64()).map_or_else(
+                || "-".to_string(),
+                |v| format!("{:.1}", v as f64 / 1048576.0),
+            );
             outln!(
-                "{:<20} {:<12} {:<18} {}",
+                "{:<20} {:<12} {:<18} {:<8} {:>8} {:>10} {:>10}",
                 k.id,
                 k.tenant,
                 k.state,
-                k.backend
+                k.backend,
+                num("cpu_ms"),
+                peak,
+                num("output_bytes")
             )?;
         }
     }

@@ -607,3 +607,82 @@ fn fifty_tenants_deploy_while_two_hundred_idle_connections_stay_open() {
     assert!(after < 256 * 1024, "agent peak RSS {after} KiB");
     agent::no_keeps_left(&agent);
 }
+
+/// The host owner sees each running Keep's use, measured by the host from the
+/// kernel, in `GET /v1/keeps` (`keep ps --json`) and in `/metrics`, on every
+/// backend.
+#[test]
+fn the_owner_sees_each_keeps_figures_in_ps_and_metrics() {
+    let allowed = if common::have_kvm() {
+        r#"backends = ["process", "kvm"]"#
+    } else {
+        ""
+    };
+    let agent = Agent::start_custom(None, false, allowed, "", |_| {});
+    let policy = dev_policy(&agent);
+    for backend in common::backends() {
+        let mut deploy = keep()
+            .args([
+                "deploy",
+                "--host",
+                &agent.url,
+                "--token",
+                ALICE,
+                "--no-stdin",
+            ])
+            .args(["--backend", backend, "--policy", &policy])
+            .arg(fixture("sleep.wasm"))
+            .args(["--", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let keep = loop {
+            let (status, body) = agent.http("GET", "/v1/keeps", ADMIN, "");
+            assert_eq!(status, 200, "{body}");
+            let found = json(&body)["keeps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| {
+                    k["state"] == "provisioned"
+                        && k["figures"]["peak_memory_bytes"].as_u64().unwrap_or(0) > 0
+                        && k["figures"]["open_files"].as_u64().unwrap_or(0) > 0
+                })
+                .cloned();
+            if let Some(k) = found {
+                break k;
+            }
+            assert!(Instant::now() < deadline, "{backend}: no figures: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(keep["backend"], backend);
+        assert_eq!(keep["figures"]["running"], true);
+        assert!(keep["figures"]["cpu_ms"].as_u64().is_some(), "{keep}");
+        let id = keep["id"].as_str().unwrap();
+        // `keep ps --json` shows the same.
+        let o = agent.cli(ADMIN, &["ps", "--json"]);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("peak_memory_bytes"),
+            "{}",
+            stderr(&o)
+        );
+        let (status, metrics) = agent.http("GET", "/metrics", "", "");
+        assert_eq!(status, 200);
+        for gauge in [
+            "keep_agent_keep_cpu_milliseconds",
+            "keep_agent_keep_peak_memory_bytes",
+            "keep_agent_keep_output_bytes",
+            "keep_agent_keep_open_files",
+        ] {
+            let line = format!("{gauge}{{keep=\"{id}\",backend=\"{backend}\"}} ");
+            assert!(metrics.contains(&line), "{backend}: no {line} in {metrics}");
+        }
+        assert!(
+            !metrics.contains("alice"),
+            "tenant names stay out of /metrics"
+        );
+        assert_eq!(deploy.wait().unwrap().code(), Some(0), "{backend}");
+    }
+}

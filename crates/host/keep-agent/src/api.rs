@@ -1057,11 +1057,10 @@ async fn stdin(
 }
 
 async fn metrics(State(state): S) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .metrics
-            .render(state.registry.count(), state.connections.count()),
-    )
-        .into_response()
+    let mut text = state
+        .metrics
+        .render(state.registry.count(), state.connections.count());
+    let views: Vec<_> = state.registry.all().iter().map(|e| e.view()).collect();
+    text.push_str(&crate::metrics::per_keep(&views));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

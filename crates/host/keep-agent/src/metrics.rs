@@ -84,3 +84,50 @@ impl Metrics {
         out
     }
 }
+
+/// Per-Keep gauges, labelled by Keep id and backend (no tenant names): what the
+/// host measures of each running Keep.
+pub fn per_keep(views: &[crate::registry::KeepView]) -> String {
+    let mut out = String::new();
+    type Pick = fn(&keep_host::KeepFigures) -> Option<u64>;
+    let gauges: [(&str, &str, Pick); 5] = [
+        (
+            "keep_agent_keep_cpu_milliseconds",
+            "CPU time of the Keep's program (the exec, or the VMM with its guest).",
+            |f| f.cpu_ms,
+        ),
+        (
+            "keep_agent_keep_peak_memory_bytes",
+            "Most private resident memory the host saw the Keep's program use.",
+            |f| Some(f.peak_memory_bytes),
+        ),
+        (
+            "keep_agent_keep_output_bytes",
+            "Output relayed for the Keep (sealed records).",
+            |f| Some(f.output_bytes),
+        ),
+        (
+            "keep_agent_keep_open_files",
+            "Descriptors the Keep's program holds.",
+            |f| f.open_files,
+        ),
+        (
+            "keep_agent_keep_host_calls",
+            "Host calls of a KVM Keep's guest (known at its end).",
+            |f| f.host_calls,
+        ),
+    ];
+    for (name, help, pick) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for v in views {
+            if let Some(value) = v.figures.as_ref().and_then(pick) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{keep=\"{}\",backend=\"{}\"}} {value}",
+                    v.id, v.backend
+                );
+            }
+        }
+    }
+    out
+}

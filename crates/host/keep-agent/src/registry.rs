@@ -131,6 +131,8 @@ impl Entry {
                 .unwrap_or(0),
             backend: self.backend,
             attester: "insecure (no hardware root of trust)",
+            // Not waited for: a Keep being ended holds its lock a moment.
+            figures: self.keep.try_lock().ok().map(|k| k.figures()),
         }
     }
 }
@@ -145,6 +147,10 @@ pub struct KeepView {
     pub created_unix: u64,
     pub backend: &'static str,
     pub attester: &'static str,
+    /// What the host measures of the Keep's use, from the kernel (absent while
+    /// the Keep is being ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figures: Option<keep_host::KeepFigures>,
 }
 
 #[derive(Default)]

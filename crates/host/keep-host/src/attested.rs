@@ -72,6 +72,11 @@ impl AttestedKeep {
         self.keep.count_output(bytes)
     }
 
+    /// What the host sees of the Keep's use (see [`RunningKeep::figures`]).
+    pub fn figures(&self) -> crate::KeepFigures {
+        self.keep.figures()
+    }
+
     /// Bytes of output relayed so far.
     pub fn output_bytes(&self) -> u64 {
         self.keep.output_bytes()

@@ -198,7 +198,29 @@ pub struct RunningKeep {
     begun: Instant,
     /// Removed once the Keep is reaped (fields drop after `Drop::drop`).
     _cgroup: Option<crate::jail::PidsCgroup>,
+    /// The program's own process (the exec or the VMM; in a jail, the outer
+    /// stage's child), which the figures are read from.
+    watched: rustix::process::Pid,
+    observed: Arc<Observed>,
     end: Option<KeepEnd>,
+}
+
+/// A Keep's use as the host measures it (`keep ps --json`, `/metrics`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct KeepFigures {
+    /// CPU time of its program so far (the exec, or the VMM with the guest).
+    pub cpu_ms: Option<u64>,
+    /// The most private resident memory the host saw its program use (sampled
+    /// every 10 ms; a KVM Keep's guest memory as the host backed it).
+    pub peak_memory_bytes: u64,
+    /// Output relayed (sealed records for an attested Keep).
+    pub output_bytes: u64,
+    /// Descriptors its program holds now (None once ended, or where this host
+    /// may not look).
+    pub open_files: Option<u64>,
+    /// KVM: the guest's host calls, known once the VMM reported at the end.
+    pub host_calls: Option<u64>,
+    pub running: bool,
 }
 
 /// How a Keep's process ended, as the host saw it.
@@ -309,6 +331,7 @@ impl RunningKeep {
             killer.clone(),
             watched,
         );
+        let observed = usage.observed();
         let output = Arc::new(AtomicU64::new(0));
         let mut relays = Vec::new();
         let relayed = sinks.is_some();
@@ -344,6 +367,8 @@ impl RunningKeep {
             jail_layers,
             jail_warning: None,
             _cgroup: cgroup,
+            watched,
+            observed,
             begun: Instant::now(),
             end: None,
         })
@@ -395,6 +420,33 @@ impl RunningKeep {
                 Ok(keep)
             }
             other => other,
+        }
+    }
+
+    /// What the host sees of the Keep's use, now (or at its end): from the
+    /// kernel, never from the Keep.
+    pub fn figures(&self) -> KeepFigures {
+        let pid = self.watched.as_raw_pid();
+        let live = self.end.is_none();
+        let cpu = match &self.end {
+            Some(end) => end.cpu_time,
+            None => crate::enforce::cpu_time(&format!("/proc/{pid}/stat")),
+        };
+        let open_files = live
+            .then(|| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+            .flatten()
+            .map(|d| d.count() as u64);
+        KeepFigures {
+            cpu_ms: cpu.map(|d| d.as_millis() as u64),
+            peak_memory_bytes: self.observed.peak_private_bytes.load(Ordering::Relaxed),
+            output_bytes: self.output_bytes(),
+            open_files,
+            host_calls: self
+                .end
+                .as_ref()
+                .and_then(|e| e.stats.as_ref())
+                .and_then(|s| s.host_calls),
+            running: live,
         }
     }
 

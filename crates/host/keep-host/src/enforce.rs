@@ -272,6 +272,11 @@ impl UsageWatch {
         Self { done, thread, seen }
     }
 
+    /// What it has seen so far (shared with the watch thread).
+    pub(crate) fn observed(&self) -> Arc<Observed> {
+        self.seen.clone()
+    }
+
     /// Stops watching; returns what it saw.
     pub(crate) fn stop(self) -> Arc<Observed> {
         let _ = self.done.send(());

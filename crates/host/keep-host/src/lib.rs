@@ -30,7 +30,7 @@ mod secrets;
 mod spawn;
 
 pub use attested::AttestedKeep;
-pub use backend::{Backend, KeepEnd, KeepPlan, KeepStdio, Launch, RunningKeep, run};
+pub use backend::{Backend, KeepEnd, KeepFigures, KeepPlan, KeepStdio, Launch, RunningKeep, run};
 pub use exec_image::{EXEC_SHA384, ExecImage};
 pub use host_dirs::{HostDirError, default_cache_dir, ensure_private_dir};
 pub use jail::{
