@@ -21,6 +21,7 @@ use crate::jail::JailMode;
 use crate::launch::{ConverseError, HostLimits, LaunchError, RunRequest, Seen, converse};
 use crate::memory::{MemoryBudget, Phase};
 use crate::platform::BackendKind;
+pub(crate) use crate::program::Program;
 use crate::result::{HostStats, RunResult};
 use crate::spawn::Exec;
 
@@ -107,42 +108,6 @@ impl KeepPlan {
             limit,
             self.launch.as_ref().map_or(0, |l| l.workload.len() as u64),
         )
-    }
-}
-
-/// The program a backend runs as its Keep's process.
-pub(crate) struct Program {
-    /// The executable, on the host (opened once more to run it in a jail).
-    pub(crate) path: std::path::PathBuf,
-    /// Its arguments, argv[0] first.
-    pub(crate) args: Vec<String>,
-    /// Its whole environment.
-    pub(crate) env: Vec<(String, String)>,
-    /// Descriptors it gets besides 0-3 (at these numbers; duplicated for each
-    /// spawn).
-    pub(crate) extra_fds: Vec<(i32, OwnedFd)>,
-    /// What the jail holds of the host: directories, files, devices.
-    pub(crate) binds: Vec<crate::jail::Bind>,
-    /// No network: the Keep declared no socket.
-    pub(crate) isolate_network: bool,
-    /// The TCP ports the Keep declared.
-    pub(crate) tcp_ports: Vec<u16>,
-    /// In a jail, the program installs its seccomp allow-list once set up
-    /// (`KEEP_SECCOMP`: the exec after compiling, the VMM after launching).
-    pub(crate) seccomp: bool,
-}
-
-impl Program {
-    fn fds(&self) -> Result<Vec<FdMapping>, LaunchError> {
-        self.extra_fds
-            .iter()
-            .map(|(child_fd, fd)| {
-                Ok(FdMapping {
-                    parent_fd: fd.try_clone().map_err(LaunchError::Channel)?,
-                    child_fd: *child_fd,
-                })
-            })
-            .collect()
     }
 }
 

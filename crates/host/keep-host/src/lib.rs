@@ -25,6 +25,7 @@ mod launch;
 mod memory;
 mod platform;
 mod process;
+mod program;
 mod result;
 mod secrets;
 mod spawn;

@@ -97,79 +97,7 @@ pub(crate) struct JailPlan {
     pub(crate) tcp_ports: Vec<u16>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Bind {
-    pub(crate) source: String,
-    /// An absolute path in the jail.
-    pub(crate) target: String,
-    pub(crate) writable: bool,
-    /// A device or plain file (else a directory).
-    pub(crate) file: bool,
-    /// Not a mount: a symbolic link to this (as the host's /lib64 -> usr/lib64).
-    #[serde(default)]
-    pub(crate) symlink: Option<String>,
-    /// Shared libraries (and the loader): Landlock lets them be executed.
-    #[serde(default)]
-    pub(crate) library: bool,
-}
-
-impl Bind {
-    /// A directory at `target`.
-    pub(crate) fn dir(source: &str, target: &str, writable: bool) -> Self {
-        Self {
-            source: source.into(),
-            target: target.into(),
-            writable,
-            file: false,
-            symlink: None,
-            library: false,
-        }
-    }
-
-    /// These devices, where the host has them.
-    pub(crate) fn devices(paths: &[&str]) -> Vec<Self> {
-        paths
-            .iter()
-            .filter(|p| std::path::Path::new(p).exists())
-            .map(|p| Self::device(p))
-            .collect()
-    }
-
-    /// The host's shared libraries, read-only, for a dynamically linked program.
-    pub(crate) fn system_libraries() -> Vec<Self> {
-        ["/lib", "/lib64", "/usr/lib", "/usr/lib64"]
-            .iter()
-            .filter_map(|p| {
-                let meta = std::fs::symlink_metadata(p).ok()?;
-                if meta.is_symlink() {
-                    // /lib -> usr/lib: the same link in the jail.
-                    let to = std::fs::read_link(p).ok()?;
-                    Some(Self {
-                        symlink: Some(to.to_string_lossy().into_owned()),
-                        ..Self::dir(p, p, false)
-                    })
-                } else {
-                    meta.is_dir().then(|| Self {
-                        library: true,
-                        ..Self::dir(p, p, false)
-                    })
-                }
-            })
-            .collect()
-    }
-
-    /// A device (or file) at the same path.
-    pub(crate) fn device(path: &str) -> Self {
-        Self {
-            source: path.into(),
-            target: path.into(),
-            writable: true,
-            file: true,
-            symlink: None,
-            library: false,
-        }
-    }
-}
+pub(crate) use crate::program::Bind;
 
 /// The inner stage's one line on fd 6.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,7 +160,7 @@ pub(crate) struct Prepared {
 /// The command that starts `program` in a jail (its outer stage), with the
 /// program's descriptor and the status pipe added to `fds`.
 pub(crate) fn command(
-    program: &crate::backend::Program,
+    program: &crate::program::Program,
     fds: &mut Vec<command_fds::FdMapping>,
 ) -> Result<Prepared, crate::LaunchError> {
     use crate::LaunchError;
@@ -355,7 +283,7 @@ pub(crate) fn run_jailed(
     devices: &[&str],
 ) -> Result<(Vec<String>, Vec<u8>), String> {
     use std::io::Read;
-    let program = crate::backend::Program {
+    let program = crate::program::Program {
         path: "/proc/self/exe".into(),
         args,
         env: Vec::new(),
