@@ -494,6 +494,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_jail_is_on_by_default_and_its_modes_are_checked() {
+        let base = "listen = \"127.0.0.1:0\"\ninsecure_http = true\ndata_dir = \"/tmp/x\"\n";
+        assert_eq!(
+            Config::parse(base, "t").unwrap().jail,
+            keep_host::JailMode::On
+        );
+        for (name, mode) in [
+            ("on", keep_host::JailMode::On),
+            ("required", keep_host::JailMode::Required),
+            ("off", keep_host::JailMode::Off),
+        ] {
+            let c = Config::parse(&format!("{base}jail = \"{name}\"\n"), "t").unwrap();
+            assert_eq!(c.jail, mode);
+        }
+        let e = Config::parse(&format!("{base}jail = \"maybe\"\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jail") && e.contains("required"), "{e}");
+    }
+
+    #[test]
     fn backends_default_to_process_and_unknown_ones_are_refused() {
         let base = "listen = \"127.0.0.1:0\"\ninsecure_http = true\ndata_dir = \"/tmp/x\"\n";
         let c = Config::parse(base, "t").unwrap();
