@@ -156,8 +156,6 @@ pub struct RunningKeep {
     budget: Arc<Mutex<MemoryBudget>>,
     /// What the backend keeps beside the process (KVM: the VMM's control line).
     pub(crate) companion: Option<Box<dyn Companion>>,
-    /// What the process is, for the one line when it ends without a report.
-    what: &'static str,
     jail_layers: Vec<String>,
     jail_warning: Option<String>,
     begun: Instant,
@@ -325,10 +323,6 @@ impl RunningKeep {
             started,
             budget,
             companion: None,
-            what: match kind {
-                BackendKind::Process => "the exec",
-                _ => "the Keep's VMM",
-            },
             jail_layers,
             jail_warning: None,
             _cgroup: cgroup,
@@ -427,6 +421,14 @@ impl RunningKeep {
 
     pub fn kind(&self) -> BackendKind {
         self.kind
+    }
+
+    /// What the Keep's process is, for the one line when it ends without a report.
+    fn what(&self) -> &'static str {
+        match self.kind {
+            BackendKind::Process => "the exec",
+            _ => "the Keep's VMM",
+        }
     }
 
     /// The host's end of the launch channel.
@@ -614,7 +616,7 @@ pub fn run(
         (None, Err(ConverseError::Wire(e))) => Outcome::Failed {
             message: match &end.failure {
                 Some(why) => format!("{why}: {e}"),
-                None => format!("{} ended without a report ({status}): {e}", keep.what),
+                None => format!("{} ended without a report ({status}): {e}", keep.what()),
             },
         },
     };

@@ -138,10 +138,12 @@ impl KvmBackend {
     fn start_in(&self, jail: JailMode, plan: &mut KeepPlan) -> Result<RunningKeep, LaunchError> {
         let budget = plan.budget();
         let mem = Self::guest_memory_for(&budget)?;
+        // The boot parameters `measure` computes the digest over, from one place.
+        let boot = Self::config(mem);
         let mut vmm = VmmPlan {
-            mem_size: mem,
-            args: vec!["keep-exec".into()],
-            env: vec![KVM_EXEC_ENV.into()],
+            mem_size: boot.mem_size,
+            args: boot.args,
+            env: boot.env,
             cpu_limit_ms: plan
                 .limits
                 .cpu
@@ -373,7 +375,7 @@ pub fn vmm_child_main() -> i32 {
 
 /// The exec's SHA-384, computed by the build script from the embedded bytes (so a
 /// launch does not hash 29 MB again).
-pub(crate) fn exec_hash() -> [u8; 48] {
+fn exec_hash() -> [u8; 48] {
     let mut h = [0u8; 48];
     if hex::decode_to_slice(crate::EXEC_SHA384, &mut h).is_err() {
         // Cannot happen (the build script writes 96 hex digits); hash it then.

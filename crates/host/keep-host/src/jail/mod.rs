@@ -230,8 +230,11 @@ pub(crate) fn built(
         Err(e) => return Err(format!("waiting for the jail: {e}")),
     }
     let mut line = Vec::new();
-    let _ = std::io::BufReader::new(std::fs::File::from(status).take_bounded())
-        .read_until(b'\n', &mut line);
+    let _ = std::io::BufReader::new(std::io::Read::take(
+        std::fs::File::from(status),
+        MAX_STATUS_LINE,
+    ))
+    .read_until(b'\n', &mut line);
     match serde_json::from_slice::<JailStatus>(&line) {
         Ok(JailStatus::Built { mut layers }) => {
             if in_cgroup {
@@ -259,14 +262,8 @@ pub(crate) fn built(
     }
 }
 
-/// A status line is short.
-trait TakeBounded: std::io::Read + Sized {
-    fn take_bounded(self) -> std::io::Take<Self> {
-        self.take(64 * 1024)
-    }
-}
-
-impl<R: std::io::Read> TakeBounded for R {}
+/// The most of the inner stage's status line that is read.
+const MAX_STATUS_LINE: u64 = 64 * 1024;
 
 /// Builds a jail as a Keep's would be (no network, the host's libraries) around
 /// this binary's `--version`: the layers this host gives every Keep, or why it
