@@ -87,7 +87,8 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 /// The exec of a process Keep and the VMM of a KVM Keep run under a seccomp
-/// filter (mode 2) once set up, with no-new-privs and no capabilities.
+/// filter (mode 2) once set up, with no-new-privs, no capabilities and the host's
+/// RLIMIT_DATA.
 #[test]
 fn the_keeps_program_runs_under_its_seccomp_allow_list() {
     use std::io::BufRead;
@@ -128,6 +129,15 @@ fn the_keeps_program_runs_under_its_seccomp_allow_list() {
         assert_eq!(field("NoNewPrivs:"), "1", "{backend}");
         assert_eq!(field("CapEff:"), "0000000000000000", "{backend}");
         assert_eq!(field("CapBnd:"), "0000000000000000", "{backend}");
+        // The host's memory backstop reaches the program itself, not only the
+        // jail's outer stage.
+        let limits = std::fs::read_to_string(format!("/proc/{program}/limits")).unwrap();
+        let data = limits
+            .lines()
+            .find(|l| l.starts_with("Max data size"))
+            .unwrap()
+            .to_string();
+        assert!(!data.contains("unlimited"), "{backend}: {data}");
         run.kill().unwrap();
         let _ = run.wait();
     }

@@ -268,7 +268,7 @@ impl RunningKeep {
         };
         let mut exec = crate::spawn::spawn(cmd).map_err(LaunchError::Spawn)?;
         let killer = Arc::new(Killer::new(&exec));
-        killer.limit_data(watch.data_limit);
+        crate::enforce::limit_data(exec.handle.pid(), watch.data_limit);
         // In a jail the program is the outer stage's child: the one to watch.
         let (jail_layers, watched) = match status {
             None => (Vec::new(), exec.handle.pid()),
@@ -283,6 +283,11 @@ impl RunningKeep {
                 }
             }
         };
+        // A jail's outer stage may have started the program before the limit
+        // above reached it: the program gets it directly too.
+        if watched != exec.handle.pid() {
+            crate::enforce::limit_data(watched, watch.data_limit);
+        }
         let started = Arc::new(AtomicBool::new(false));
         let budget = Arc::new(Mutex::new(plan.budget()));
         let phase = plan.launch.is_some().then(|| started.clone());

@@ -53,19 +53,16 @@ impl Killer {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
 
-    /// Sets RLIMIT_DATA; called right after the spawn, while the exec is unreaped.
-    pub(crate) fn limit_data(&self, bytes: u64) {
-        let limit = rustix::process::Rlimit {
-            current: Some(bytes),
-            maximum: Some(bytes),
-        };
-        let _ = rustix::process::prlimit(
-            Some(self.exec.pid()),
-            rustix::process::Resource::Data,
-            limit,
-        );
-    }
+/// Sets RLIMIT_DATA (soft and hard) of `pid`, a Keep's process the host has not
+/// reaped (its pid is still its own).
+pub(crate) fn limit_data(pid: rustix::process::Pid, bytes: u64) {
+    let limit = rustix::process::Rlimit {
+        current: Some(bytes),
+        maximum: Some(bytes),
+    };
+    let _ = rustix::process::prlimit(Some(pid), rustix::process::Resource::Data, limit);
 }
 
 /// Copies one output stream of the Keep to a sink, counting bytes against the cap.
