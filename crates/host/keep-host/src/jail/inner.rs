@@ -232,9 +232,9 @@ fn drop_capabilities() -> Step {
 /// reading beneath the root (it holds only what the jail put there), writing
 /// only beneath the writable binds, `/tmp` and `/dev/shm`; TCP bind and connect
 /// only on the declared ports (ABI 4); no signals to processes outside and no
-/// abstract UNIX sockets (ABI 6). Executing is left to the mounts (no-exec
-/// tmpfs, a read-only root): the program itself is run through its descriptor.
-/// Returns whether it is enforced.
+/// abstract UNIX sockets (ABI 6). Executing only the program (run through its
+/// descriptor) and, for a dynamically linked one, the libraries; nothing beneath
+/// the root or a writable place. Returns whether it is enforced.
 fn landlock(plan: &JailPlan) -> Result<bool, String> {
     use landlock::{
         ABI, Access, AccessFs, AccessNet, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
@@ -288,10 +288,12 @@ fn landlock(plan: &JailPlan) -> Result<bool, String> {
             .add_rule(PathBeneath::new(fd, read | AccessFs::Execute))
             .map_err(err)?;
     }
+    // Written, never executed: the writable binds keep their host mount's flags
+    // (no noexec), so Landlock is what stops running a file put there.
     for path in &writable {
         let fd = PathFd::new(path).map_err(|e| format!("{path}: {e}"))?;
         ruleset = ruleset
-            .add_rule(PathBeneath::new(fd, handled))
+            .add_rule(PathBeneath::new(fd, handled & !AccessFs::Execute))
             .map_err(err)?;
     }
     for port in &plan.tcp_ports {
