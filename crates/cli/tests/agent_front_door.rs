@@ -610,7 +610,7 @@ fn fifty_tenants_deploy_while_two_hundred_idle_connections_stay_open() {
 
 /// The host owner sees each running Keep's use, measured by the host from the
 /// kernel, in `GET /v1/keeps` (`keep ps --json`) and in `/metrics`, on every
-/// backend.
+/// backend; a stranger scraping `/metrics` (and a tenant) sees only the totals.
 #[test]
 fn the_owner_sees_each_keeps_figures_in_ps_and_metrics() {
     let allowed = if common::have_kvm() {
@@ -668,7 +668,18 @@ fn the_owner_sees_each_keeps_figures_in_ps_and_metrics() {
             "{}",
             stderr(&o)
         );
-        let (status, metrics) = agent.http("GET", "/metrics", "", "");
+        // Per-Keep figures are the owner's: an unauthenticated scrape and a
+        // tenant get the host's totals only.
+        for token in ["", ALICE] {
+            let (status, metrics) = agent.http("GET", "/metrics", token, "");
+            assert_eq!(status, 200);
+            assert!(metrics.contains("keep_agent_keeps_running"), "{metrics}");
+            assert!(
+                !metrics.contains(id),
+                "{token:?} sees a Keep's figures: {metrics}"
+            );
+        }
+        let (status, metrics) = agent.http("GET", "/metrics", ADMIN, "");
         assert_eq!(status, 200);
         for gauge in [
             "keep_agent_keep_cpu_milliseconds",

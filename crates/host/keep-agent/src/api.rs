@@ -1056,11 +1056,15 @@ async fn stdin(
     }
 }
 
-async fn metrics(State(state): S) -> Response {
+async fn metrics(State(state): S, headers: HeaderMap, cert: ClientCert) -> Response {
     let mut text = state
         .metrics
         .render(state.registry.count(), state.connections.count());
-    let views: Vec<_> = state.registry.all().iter().map(|e| e.view()).collect();
-    text.push_str(&crate::metrics::per_keep(&views));
+    // Per-Keep figures (how much each Keep computes and writes, over time) are
+    // the owner's: only for the admin; anyone else gets the host's totals.
+    if caller(&state.config, &headers, cert.0.as_deref()).is_ok_and(|c| c == Caller::Admin) {
+        let views: Vec<_> = state.registry.all().iter().map(|e| e.view()).collect();
+        text.push_str(&crate::metrics::per_keep(&views));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
